@@ -1,0 +1,149 @@
+"""What `up` hands to others: DIR/lab.env, DIR/mailpulse.yaml and the secret files they name."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from lab import envfile, yamlout
+from lab.configs import LabSpec
+from lab.configs.postfix import MX_HOSTNAME
+from lab.files import FileSpec, write_all
+from lab.layout import (
+    DKIM_SELECTOR,
+    EXTERNAL_SOURCE,
+    GTUBE_ADD_HEADER,
+    HOST,
+    MAILBOX_USERS,
+    MTA_SOURCE,
+    OWN_DOMAIN,
+    SCORE_HEADER,
+    SENDER,
+    TAMPER_TOKEN,
+    TARGETS,
+)
+
+
+def hmac_secret_file(lab: LabSpec) -> Any:
+    return lab.paths.secrets / "probe-hmac.key"
+
+
+def env_values(lab: LabSpec) -> dict[str, object]:
+    p, ports = lab.paths, lab.ports
+    values: dict[str, object] = {
+        "LAB_DIR": p.root,
+        "LAB_PORT_BASE": ports.base,
+        "LAB_HOST": HOST,
+        "LAB_CA_FILE": p.ca_cert,
+        "LAB_MX_PORT": ports.mx,
+        "LAB_SUBMISSION_PORT": ports.submission,
+        "LAB_SMTPS_PORT": ports.smtps,
+        "LAB_RELAY_PORT": ports.relay,
+        "LAB_RELAY_CLIENT_CERT": p.client_cert,
+        "LAB_RELAY_CLIENT_KEY": p.client_key,
+        "LAB_FAKE_REMOTE_PORT": ports.fake_remote,
+        "LAB_IMAP_PORT": ports.imap,
+        "LAB_IMAPS_PORT": ports.imaps,
+        "LAB_DNS_PORT": ports.dns,
+        "LAB_REDIS_PORT": ports.redis,
+        "LAB_RSPAMD_CONTROLLER_PORT": ports.rspamd_controller,
+        "LAB_SENDER": SENDER,
+        "LAB_PASSWORD": lab.state.password,
+        "LAB_PASSWORD_FILE": p.password_file,
+        # the probe targets first (one per mailbox domain), then the sender's own mailboxes
+        "LAB_MAILBOXES": " ".join(MAILBOX_USERS),
+        "LAB_POSTFIX_LOG": p.postfix_log,
+        "LAB_RSPAMD_LOG": p.rspamd_log,
+        "LAB_DOVECOT_LOG": p.dovecot_log,
+        "LAB_POSTFIX_CONFIG": p.postfix_etc,
+        "LAB_DKIM_DOMAIN": OWN_DOMAIN,
+        "LAB_DKIM_SELECTOR": DKIM_SELECTOR,
+        "LAB_DKIM_TXT": lab.dkim_txt,
+        "LAB_MAILPULSE_CONFIG": p.mailpulse_yaml,
+        "LAB_METRICS_PORT": ports.metrics,
+        # extras (docs/lab.md)
+        "LAB_DKIM_MODE": lab.dkim_mode,
+        "LAB_DKIM_TXT_FILE": p.dkim_txt,
+        "LAB_MILTER_PORT": ports.milter,
+        "LAB_RSPAMD_NORMAL_PORT": ports.rspamd_normal,
+        "LAB_OPENDKIM_PORT": ports.opendkim,
+        "LAB_DOVECOT_CONFIG": p.dovecot_conf,
+        "LAB_MX_HOSTNAME": MX_HOSTNAME,
+        "LAB_MTA_SOURCE": MTA_SOURCE,
+        "LAB_EXTERNAL_SOURCE": EXTERNAL_SOURCE,
+        "LAB_JUNK_BODY": GTUBE_ADD_HEADER,
+        "LAB_SCORE_HEADER": SCORE_HEADER,
+        "LAB_TAMPER_TOKEN": TAMPER_TOKEN,
+        "LAB_HMAC_SECRET_FILE": hmac_secret_file(lab),
+    }
+    return values
+
+
+ROUTES = (  # (name, port attribute, tls mode, auth)
+    ("submission-587", "submission", "starttls", "sasl"),
+    ("submission-465", "smtps", "implicit", "sasl"),
+    ("relay-cert", "relay", "starttls", "cert"),
+)
+IMAP_TARGETS = (  # (name, address, port attribute, tls mode): one per mailbox domain, both TLS modes
+    ("remote-inbox", TARGETS[0], "imaps", "implicit"),
+    ("partner-inbox", TARGETS[1], "imap", "starttls"),
+)
+
+
+def mailpulse_config(lab: LabSpec) -> dict[str, Any]:
+    """The ready mailpulse config for this lab (schema: docs/CONTRACTS.md). Adjust here only."""
+    p, ports = lab.paths, lab.ports
+    routes = []
+    for name, port_attr, tls, auth in ROUTES:
+        route: dict[str, Any] = {"name": name, "host": HOST, "port": getattr(ports, port_attr),
+                                 "tls": tls, "ca_file": str(p.ca_cert)}
+        if auth == "sasl":
+            route.update(username=SENDER, password_file=str(p.password_file))
+        else:
+            route.update(client_cert=str(p.client_cert), client_key=str(p.client_key))
+        route["mail_from"] = SENDER
+        routes.append(route)
+    targets = [
+        {"name": name, "kind": "imap", "address": address, "host": HOST, "port": getattr(ports, port_attr),
+         "tls": tls, "ca_file": str(p.ca_cert), "username": address, "password_file": str(p.password_file),
+         "provider": "dovecot"}
+        for name, address, port_attr, tls in IMAP_TARGETS
+    ]
+    probes = [
+        {"name": f"{r['name']}-to-{t['name'].split('-')[0]}", "route": r["name"], "target": t["name"],
+         "interval": "1m", "jitter": "5s", "deadline": "1m", "late_window": "10m"}
+        for r in routes for t in targets
+    ]
+    return {
+        "log": {"level": "info", "format": "console"},
+        "http": {"listen": f"{HOST}:{ports.metrics}"},
+        "state_dir": str(p.mailpulse_dir / "state"),
+        "sources": [
+            {"name": "postfix", "type": "file", "format": "postfix", "path": str(p.postfix_log)},
+            {"name": "rspamd", "type": "file", "format": "rspamd", "path": str(p.rspamd_log)},
+        ],
+        "postfix": {"queue": {"enabled": True, "config_dir": str(p.postfix_etc), "interval": "30s"}},
+        "rspamd": {"signing_domains": [OWN_DOMAIN]},
+        "probes": {
+            "secret_file": str(hmac_secret_file(lab)),
+            "dns": {"nameservers": [HOST], "port": ports.dns},
+            "routes": routes,
+            "targets": targets,
+            "probes": probes,
+        },
+    }
+
+
+def write(lab: LabSpec) -> None:
+    """Write the secrets (once), lab.env and mailpulse.yaml."""
+    p = lab.paths
+    secret = hmac_secret_file(lab)
+    old_secret = secret.read_text() if secret.exists() else secrets.token_hex(32) + "\n"
+    header = (f"mailpulse config for the lab in {p.root} (port base {lab.ports.base}).\n"
+              f"Generated by lab/mail-lab up; run: mailpulse run --config {p.mailpulse_yaml}")
+    write_all([
+        FileSpec(p.password_file, lab.state.password + "\n", mode=0o600),
+        FileSpec(secret, old_secret, mode=0o600),
+        FileSpec(p.env, envfile.render(env_values(lab)), mode=0o600),
+        FileSpec(p.mailpulse_yaml, yamlout.dump(mailpulse_config(lab), header), mode=0o600),
+    ])

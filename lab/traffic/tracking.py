@@ -1,0 +1,151 @@
+"""Follow each Record through the logs until it reaches its end state (bounded in time), and run
+the follow-ups that need a first attempt to have happened: greylist retries and forced expiry."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from typing import Any
+
+from lab.configs.rspamd import GREYLIST_TIMEOUT_S
+from lab.envfile import LabEnv
+from lab.traffic import logs
+from lab.traffic.scenarios import Record
+
+WAIT_S = 30.0
+INTERESTING = re.compile(r"^(DKIM_SIGNED|R_DKIM_\w+|R_SPF_\w+|DMARC_\w+|GREYLIST|GTUBE|LAB_\w+)$")
+
+
+class Tracker:
+    """Reads the logs written since the run started and settles every record."""
+
+    def __init__(self, env: LabEnv, tails: dict[str, logs.LogTail]) -> None:
+        self.env = env
+        self.tails = tails
+        self.problems: list[str] = []
+        self.mx_port = f":{env['LAB_MX_PORT']}"
+        self.fake_port = f":{env['LAB_FAKE_REMOTE_PORT']}"
+
+    # --- log access
+    def postfix(self) -> str:
+        return self.tails["postfix"].text()
+
+    def _deliveries(self, qid: str) -> list[logs.Delivery]:
+        return logs.deliveries(self.postfix(), qid)
+
+    def _wait_delivery(self, qid: str, count: int = 1) -> list[logs.Delivery]:
+        logs.wait_for(f"{qid} delivery", lambda: len(self._deliveries(qid)) >= count, WAIT_S)
+        found = self._deliveries(qid)
+        if len(found) < count:
+            self.problems.append(f"no delivery attempt #{count} logged for {qid} within {WAIT_S:.0f} s")
+        return found
+
+    # --- following one message
+    def _follow_mx(self, rec: Record, mx_qid: str) -> None:
+        """The copy the MX accepted: LMTP into a folder, or an LMTP bounce."""
+        rec.mx_queue_id = mx_qid
+        found = self._wait_delivery(mx_qid)
+        rec.postfix_statuses += [d.status for d in found]
+        if not found:
+            return
+        last = found[-1]
+        if last.status == "sent":
+            rec.outcome = "delivered"
+            if rec.message_id:
+                mid = rec.message_id
+                dovecot = self.tails["dovecot"]
+                logs.wait_for("folder", lambda: logs.folder(dovecot.text(), mid) is not None, WAIT_S)
+                rec.folder = logs.folder(dovecot.text(), mid)
+        elif last.status == "bounced":
+            rec.outcome = "bounced"
+            self._follow_ndr(rec, mx_qid)
+        else:
+            rec.outcome = last.status
+
+    def _classify_first_hop(self, rec: Record, found: list[logs.Delivery]) -> None:
+        last = found[-1]
+        if last.status == "sent" and self.mx_port in last.relay and last.next_queue_id:
+            self._follow_mx(rec, last.next_queue_id)
+        elif last.status == "sent" and self.fake_port in last.relay:
+            rec.outcome = "sent_remote"
+        elif last.status == "bounced":
+            rec.outcome = "bounced"
+            self._follow_ndr(rec, rec.queue_id or "")
+        else:
+            rec.outcome = last.status
+
+    def _follow_ndr(self, rec: Record, qid: str) -> None:
+        logs.wait_for("NDR", lambda: logs.ndr_queue_id(self.postfix(), qid) is not None, WAIT_S)
+        rec.ndr_queue_id = logs.ndr_queue_id(self.postfix(), qid)
+        if rec.ndr_queue_id is None:
+            self.problems.append(f"{rec.kind}: no sender non-delivery notification for {qid}")
+
+    def settle_first_attempt(self, rec: Record) -> None:
+        if rec.queue_id is None:
+            return
+        if rec.route == "mx":  # injected at the MX: the queue ID is already the MX's
+            self._follow_mx(rec, rec.queue_id)
+            return
+        found = self._wait_delivery(rec.queue_id)
+        rec.postfix_statuses = [d.status for d in found]
+        if found:
+            self._classify_first_hop(rec, found)
+
+    # --- follow-ups
+    def _postfix_cmd(self, *args: str) -> None:
+        subprocess.run(list(args), check=True, capture_output=True, timeout=30)
+
+    def retry_greylisted(self, rec: Record, sent_at: float) -> None:
+        """Retry after the greylist delay has passed (rspamd now logs "greylisting pass")."""
+        if rec.outcome != "deferred" or rec.queue_id is None:
+            self.problems.append(f"greylisted {rec.queue_id}: first attempt was {rec.outcome}, not deferred")
+            return
+        time.sleep(max(0.0, sent_at + GREYLIST_TIMEOUT_S + 1.0 - time.monotonic()))
+        self._postfix_cmd("postqueue", "-c", self.env["LAB_POSTFIX_CONFIG"], "-i", rec.queue_id)
+        found = self._wait_delivery(rec.queue_id, count=2)
+        rec.postfix_statuses = [d.status for d in found]
+        if len(found) >= 2:
+            self._classify_first_hop(rec, found)
+
+    def expire(self, rec: Record) -> None:
+        """postsuper -e + immediate queue run: status=force-expired and an NDR."""
+        if rec.outcome != "deferred" or rec.queue_id is None:
+            self.problems.append(f"expired {rec.queue_id}: first attempt was {rec.outcome}, not deferred")
+            return
+        etc = self.env["LAB_POSTFIX_CONFIG"]
+        self._postfix_cmd("postsuper", "-c", etc, "-e", rec.queue_id)
+        self._postfix_cmd("postqueue", "-c", etc, "-i", rec.queue_id)
+        qid = rec.queue_id
+        if logs.wait_for("force-expired", lambda: logs.force_expired(self.postfix(), qid), WAIT_S):
+            rec.outcome = "expired"
+            self._follow_ndr(rec, qid)
+        else:
+            self.problems.append(f"expired {qid}: no status=force-expired line")
+
+    def ndr_delivered(self, rec: Record) -> bool:
+        """Wait until the NDR reached the sender's mailbox (through the MX, like any other mail)."""
+        if not rec.ndr_queue_id:
+            return False
+        found = self._wait_delivery(rec.ndr_queue_id)
+        if not found or found[-1].status != "sent" or not found[-1].next_queue_id:
+            return False
+        mx = self._wait_delivery(found[-1].next_queue_id)
+        return bool(mx) and mx[-1].status == "sent"
+
+    # --- rspamd
+    def verdicts(self, rec: Record) -> list[dict[str, Any]]:
+        """Every rspamd verdict line for this message (by Message-ID), in log order."""
+        if not rec.message_id:
+            return []
+        mid = re.escape(rec.message_id.strip("<>"))
+        out = []
+        # rspamd_task_write_log: id: <mid>, qid: <QID>, ...
+        #   (default: F (no action): [-1.00/15.00] [SYM(-0.10){opt;},...]), len: ...
+        verdict = re.compile(rf"rspamd_task_write_log: id: <{mid}>,(?: qid: <(\w+)>,)?.*?"
+                             rf"\(default: \w \(([^)]+)\): \[([-\w.]+)/[\w.]+\] \[(.*?)\]\),")
+        for m in verdict.finditer(self.tails["rspamd"].text()):
+            symbols = [s for s in re.findall(r"(?:^|,)([A-Z0-9_]+)\(", m.group(4)) if INTERESTING.match(s)]
+            out.append({"qid": m.group(1), "action": m.group(2), "score": float(m.group(3)),
+                        "symbols": symbols})
+        return out
