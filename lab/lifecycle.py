@@ -210,7 +210,7 @@ def down(root: Path, log: Log = print) -> list[int]:
         procs.wait_gone(pids, 10.0)
         for svc in svcs:
             _hash_file(paths, svc).unlink(missing_ok=True)
-    strays = procs.marked_pids(paths.root)
+    strays = procs.lab_pids(paths.root)
     if strays:
         log(f"stopping {len(strays)} leftover lab processes: {strays}")
     return procs.terminate(strays, 5.0)

@@ -1,8 +1,10 @@
-"""Processes of a lab: starting daemons detached, pid files, and finding strays by marker.
+"""Processes of a lab: starting daemons detached, pid files, and finding strays by lab directory.
 
-Each daemon gets MAILPULSE_LAB_DIR=<lab dir> in its environment (Postfix and Dovecot pass it to
-their children via import_environment), so `down` can find anything a lab left behind by the
-exact lab directory, never by process name.
+`down` stops daemons by pid file first. Leftovers are found by the exact lab directory, never by
+process name: each daemon gets MAILPULSE_LAB_DIR=<lab dir> in its environment (Postfix and Dovecot
+pass it on via import_environment); daemons that rewrite their process title (rspamd, redis,
+Dovecot) clobber that memory, so a daemon binary whose working directory or an open file lies
+below the lab directory counts too, and so do the descendants of anything found.
 """
 
 from __future__ import annotations
@@ -43,19 +45,49 @@ def pid_from(path: Path) -> int | None:
     return pid if alive(pid) else None
 
 
-def marked_pids(root: Path) -> list[int]:
-    """Live processes whose environment carries this lab's marker (exact directory match)."""
+# Binaries a lab runs; path evidence alone never selects anything else (e.g. a shell cd'ed into DIR).
+DAEMON_EXE_PREFIXES = (
+    "/usr/sbin/", "/usr/bin/rspamd", "/usr/bin/redis", "/usr/lib/postfix/", "/usr/lib/dovecot/")
+
+
+def _under(link: str, root: Path) -> bool:
+    return link == str(root) or link.startswith(f"{root}/")
+
+
+def _path_evidence(proc: Path, root: Path) -> bool:
+    try:
+        if _under(os.readlink(proc / "cwd"), root):
+            return True
+        return any(_under(os.readlink(fd), root) for fd in (proc / "fd").iterdir())
+    except OSError:
+        return False
+
+
+def lab_pids(root: Path) -> list[int]:
+    """Every live process of the lab in `root`: marker, or daemon binary with path evidence, plus
+    their descendants."""
+    root = Path(root).absolute()
     needle = f"{MARKER_ENV}={root}".encode()
-    found = []
+    me = os.getpid()
+    parents: dict[int, int] = {}
+    found: set[int] = set()
     for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == os.getpid():
+        if not d.name.isdigit() or int(d.name) == me or not alive(int(d.name)):
             continue
+        pid = int(d.name)
         try:
+            parents[pid] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            exe = os.readlink(d / "exe")
             env = (d / "environ").read_bytes()
         except OSError:
             continue
-        if needle in env.split(b"\0") and alive(int(d.name)):
-            found.append(int(d.name))
+        if needle in env.split(b"\0") or (exe.startswith(DAEMON_EXE_PREFIXES) and _path_evidence(d, root)):
+            found.add(pid)
+    grew = True
+    while grew:  # add descendants
+        new = {pid for pid, ppid in parents.items() if ppid in found and pid not in found}
+        found |= new
+        grew = bool(new)
     return sorted(found)
 
 

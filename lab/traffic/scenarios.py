@@ -87,7 +87,7 @@ class Sender:
         try:
             reply = smtp.auth_plain(conn, self.sender, "wrong-" + self.run_id)
         finally:
-            conn.close()
+            smtp.close(conn)
         rec = Record(kind, route.name, self.sender, "", None, str(reply), reply.stage, None, "auth_failed",
                      outcome="auth_failed" if reply.code == 535 else f"unexpected {reply.code}")
         self.records.append(rec)

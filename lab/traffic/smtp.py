@@ -116,7 +116,12 @@ def send(env: LabEnv, route: Route, mail_from: str, rcpts: list[str], data: byte
                 return reply
         return transaction(conn, mail_from, rcpts, data)
     finally:
-        try:
-            conn.quit()
-        except smtplib.SMTPException:
-            conn.close()
+        close(conn)
+
+
+def close(conn: smtplib.SMTP) -> None:
+    """QUIT politely (a bare close logs "lost connection after ..." instead)."""
+    try:
+        conn.quit()
+    except (smtplib.SMTPException, OSError):
+        conn.close()
