@@ -7,6 +7,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from lab import lifecycle, packages
 from lab.layout import Paths
@@ -103,6 +104,25 @@ def cmd_traffic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Install, bring the lab up, then run mailpulse on the lab's config in the foreground."""
+    root = _dir(args, create=True)
+    lab, t = lifecycle.up(root, args.port_base, install=True, log=_log)
+    mailpulse = REPO / ".venv" / "bin" / "mailpulse"
+    if not mailpulse.exists():
+        _log(f"lab up in {root}, but {mailpulse} is missing: run scripts/setup first")
+        return 1
+    _log(f"lab up in {t.total_s:.1f}s; metrics will be at http://127.0.0.1:{lab.ports.metrics}/metrics")
+    _log(f"send traffic from another shell: lab/mail-lab traffic --dir {root}")
+    return _exec([str(mailpulse), "run", "--config", str(lab.paths.mailpulse_yaml)])
+
+
+def _exec(argv: list[str]) -> NoReturn:
+    import os
+
+    os.execv(argv[0], argv)
+
+
 def cmd_capture(args: argparse.Namespace) -> int:
     from lab.capture import capture
 
@@ -136,6 +156,9 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--scale", type=int, default=1, help="repeat every kind this many times")
     tr.add_argument("--output", help="also write the report to this file")
     tr.set_defaults(func=cmd_traffic)
+    demo = with_dir(sub.add_parser("demo", help="up, then run mailpulse on the lab (foreground)"))
+    demo.add_argument("--port-base", type=int)
+    demo.set_defaults(func=cmd_demo)
     cap = sub.add_parser("capture-fixtures", help="fresh lab + traffic, copy logs to tests/fixtures/lab")
     cap.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "lab"))
     cap.add_argument("--port-base", type=int, default=None)

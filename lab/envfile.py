@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 REQUIRED_KEYS = (
     "LAB_DIR", "LAB_PORT_BASE", "LAB_HOST", "LAB_CA_FILE", "LAB_MX_PORT", "LAB_SUBMISSION_PORT",
@@ -57,7 +58,7 @@ class LabEnv:
     def __contains__(self, key: object) -> bool:
         return key in self._values
 
-    def __getattr__(self, name: str) -> str | int:
+    def __getattr__(self, name: str) -> Any:  # str, or int for *_PORT keys
         key = "LAB_" + name.upper()
         try:
             value = self._values[key]
@@ -66,6 +67,10 @@ class LabEnv:
         if key.endswith(("_PORT", "_PORT_BASE")) and value.isdigit():
             return int(value)
         return value
+
+    @property
+    def port_base(self) -> int:
+        return int(self._values["LAB_PORT_BASE"])
 
     @property
     def dir(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # dnsmasq-base, not dnsmasq: the latter adds a system service that would want port 53 on boot.
@@ -59,7 +59,7 @@ def _apt(args: list[str], env: dict[str, str]) -> None:
         raise PackageError(f"apt-get {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
-def install(packages: Iterable[str] = PACKAGES, log: object = print) -> float:
+def install(packages: Iterable[str] = PACKAGES, log: Callable[[str], None] = print) -> float:
     """Install what is missing; return the seconds spent in apt (0.0 if nothing was missing).
 
     A temporary policy-rc.d ("exit 101") keeps maintainer scripts from starting the system
@@ -79,9 +79,9 @@ def install(packages: Iterable[str] = PACKAGES, log: object = print) -> float:
         POLICY_RC_D.chmod(0o755)
     try:
         if not _lists_present():
-            log("apt-get update (no package lists)")  # type: ignore[operator]
+            log("apt-get update (no package lists)")
             _apt(["update", "-qq"], env)
-        log(f"installing: {' '.join(todo)}")  # type: ignore[operator]
+        log(f"installing: {' '.join(todo)}")
         _apt(["install", "-y", "-qq", "--no-install-recommends", *todo], env)
     finally:
         if own_policy:

@@ -87,7 +87,9 @@ def auth_plain(conn: smtplib.SMTP, user: str, password: str) -> Reply:
     try:
         code, text = conn.auth("PLAIN", conn.auth_plain, initial_response_ok=True)
     except smtplib.SMTPAuthenticationError as exc:
-        return Reply("auth", exc.smtp_code, exc.smtp_error.decode(errors="replace"))
+        err = exc.smtp_error
+        failed = err.decode(errors="replace") if isinstance(err, bytes) else str(err)
+        return Reply("auth", exc.smtp_code, failed)
     return Reply("auth", code, text.decode(errors="replace"))
 
 

@@ -60,7 +60,9 @@ def fetch(env: LabEnv, user: str, message_id: str, folder: str = "INBOX", *, sta
                 num = data[0].split()[-1]
                 typ, parts = conn.fetch(num, "(BODY.PEEK[])")
                 assert typ == "OK"
-                return bytes(parts[0][1])
+                first = parts[0]
+                assert isinstance(first, tuple)
+                return bytes(first[1])
             if time.monotonic() > deadline:
                 raise AssertionError(f"{message_id} not in {user}/{folder} after {timeout:.0f} s")
             time.sleep(0.1)

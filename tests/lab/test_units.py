@@ -86,7 +86,7 @@ def test_every_listener_in_the_configs_is_loopback_in_range(spec: LabSpec) -> No
 
 def test_dovecot_has_a_junk_folder_and_the_sieve_rule(spec: LabSpec, monkeypatch: pytest.MonkeyPatch) -> None:
     """Dovecot flags Junk as \\Junk and runs a sieve script filing X-Spam: Yes into it."""
-    monkeypatch.setattr(dovecot.pwd, "getpwnam", lambda _n: type("P", (), {"pw_uid": 900, "pw_gid": 900})())
+    monkeypatch.setattr("pwd.getpwnam", lambda _n: type("P", (), {"pw_uid": 900, "pw_gid": 900})())
     conf, _users, sieve = dovecot.files(spec)
     assert "special_use = \\Junk" in conf.content
     assert 'header :is "X-Spam" "Yes"' in sieve.content
