@@ -52,7 +52,7 @@ def capture(out: Path, port_base: int | None = None, scale: int = 3,
             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run a fresh lab with `scale` x every traffic kind; write the fixtures into `out`."""
     root = Path(tempfile.mkdtemp(prefix="mplab-cap-", dir="/tmp"))
-    base = port_base or portpick.free_port_base()
+    base = port_base or portpick.free_port_base(owner=root)
     try:
         lab, _t = lifecycle.up(root, base, log=log)
         report = run_traffic(lab.paths.env, scale=scale, log=log)
@@ -67,8 +67,9 @@ def capture(out: Path, port_base: int | None = None, scale: int = 3,
         raw = getattr(paths, attr).read_bytes()
         key = name.split(".")[0]
         # the report's byte offsets must point into the normalized text
-        head = raw[:report["log_offsets"][key]].decode(errors="replace")
-        report["log_offsets"][key] = len(_normalize(head, root).encode())
+        for offsets in (report["log_offsets"], report["log_end_offsets"]):
+            head = raw[:offsets[key]].decode(errors="replace")
+            offsets[key] = len(_normalize(head, root).encode())
         (out / name).write_text(_normalize(raw.decode(errors="replace"), root))
     (out / "traffic.json").write_text(_normalize(json.dumps(report, indent=2), root) + "\n")
     manifest = {
@@ -82,8 +83,8 @@ def capture(out: Path, port_base: int | None = None, scale: int = 3,
         "counts": report["counts"],
         "outcomes": report["outcomes"],
         "derived": report["derived"],
-        "notes": "logs cover the whole lab life: start, traffic, stop; traffic.json log_offsets point "
-                 "at where the traffic run began in each log",
+        "notes": "logs cover the whole lab life: start, traffic, stop; traffic.json log_offsets and "
+                 "log_end_offsets delimit, per log, the bytes written during the traffic run",
     }
     (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(root, ignore_errors=True)

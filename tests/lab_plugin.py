@@ -88,15 +88,17 @@ def new_lab_dir() -> Path:
 @pytest.fixture(scope="session")
 def lab_factory() -> Iterator[Any]:
     """Start extra labs (each on its own free port base); all are taken down at session end."""
-    from lab.portpick import free_port_base, release
+    from lab.portpick import free_port_base, reap_stale, release
 
     reason = lab_unavailable_reason()
     if reason:
         pytest.skip(reason)
+    reap_stale(log=lambda _msg: None)  # labs of sessions that were killed before their teardown
     handles: list[LabHandle] = []
 
     def make(*extra: str) -> LabHandle:
-        handle = LabHandle(new_lab_dir(), free_port_base())
+        root = new_lab_dir()
+        handle = LabHandle(root, free_port_base(owner=root))
         handles.append(handle)
         handle.up(*extra)
         return handle

@@ -97,7 +97,9 @@ def _report(env: LabEnv, run_id: str, started: dt.datetime, *, t0: float, tails:
         "dkim_mode": env.get("LAB_DKIM_MODE", "rspamd"),
         "started": started.isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - t0, 2),
+        # byte ranges of each log written during the run: [log_offsets, log_end_offsets)
         "log_offsets": {name: tail.offset for name, tail in tails.items()},
+        "log_end_offsets": {name: tail.size() for name, tail in tails.items()},
         "counts": dict(Counter(r.kind for r in records)),
         "outcomes": dict(Counter(r.outcome or "unsettled" for r in records)),
         "derived": derived,

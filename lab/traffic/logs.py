@@ -17,6 +17,9 @@ class LogTail:
         self.path = Path(path)
         self.offset = self.path.stat().st_size if self.path.exists() else 0
 
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
     def text(self) -> str:
         try:
             with self.path.open("rb") as fh:

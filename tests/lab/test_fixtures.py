@@ -39,9 +39,10 @@ def test_rich_traffic_with_a_few_of_each_kind(report: dict[str, Any]) -> None:
 def test_offsets_point_at_line_starts(report: dict[str, Any], log: str) -> None:
     """The report's log offsets point at the first line written during the traffic run."""
     data = (FIXTURES / LOGS[log]).read_bytes()
-    offset = report["log_offsets"][log]
-    assert 0 < offset < len(data)
+    offset, end = report["log_offsets"][log], report["log_end_offsets"][log]
+    assert 0 < offset < end <= len(data)
     assert data[offset - 1:offset] == b"\n"
+    assert data[end - 1:end] == b"\n"
 
 
 def test_every_queue_id_of_the_report_is_in_the_postfix_log(report: dict[str, Any]) -> None:

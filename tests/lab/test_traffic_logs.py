@@ -31,19 +31,19 @@ MILTER = r"milter-reject: END-OF-MESSAGE from"
 SASL_FAILED = r"SASL PLAIN authentication failed"
 
 
-def _since(path: str, offset: int) -> str:
+def _during(path: str, start: int, end: int) -> str:
     with Path(path).open("rb") as fh:
-        fh.seek(offset)
-        return fh.read().decode(errors="replace")
+        fh.seek(start)
+        return fh.read(end - start).decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
 def logs(mail_lab: LabEnv, lab_traffic: dict[str, Any]) -> dict[str, str]:
-    off = lab_traffic["log_offsets"]
+    """What each log got during the traffic run (other tests may have sent mail since)."""
+    start, end = lab_traffic["log_offsets"], lab_traffic["log_end_offsets"]
     return {
-        "postfix": _since(mail_lab.postfix_log, off["postfix"]),
-        "rspamd": _since(mail_lab.rspamd_log, off["rspamd"]),
-        "dovecot": _since(mail_lab.dovecot_log, off["dovecot"]),
+        name: _during(mail_lab[f"LAB_{name.upper()}_LOG"], start[name], end[name])
+        for name in ("postfix", "rspamd", "dovecot")
     }
 
 
