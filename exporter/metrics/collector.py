@@ -1,0 +1,96 @@
+"""The custom collector that Prometheus scrapes: families built at scrape time from plain numbers."""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from exporter.metrics.family import Family, Kind
+
+BUILD_INFO = Family(
+    "mailpulse_build_info", "Always 1; labels say which mailpulse and Python are running.", Kind.GAUGE,
+    ("version", "python"),
+)  # fmt: skip
+START_TIME = Family("mailpulse_start_time_seconds", "When this mailpulse process started.", Kind.GAUGE)
+RELOAD_OK = Family("mailpulse_config_last_reload_successful", "1 if the last config (re)load succeeded.", Kind.GAUGE)
+RELOAD_TIME = Family(
+    "mailpulse_config_last_reload_success_timestamp_seconds", "When the config was last loaded successfully.",
+    Kind.GAUGE,
+)  # fmt: skip
+SCRAPE_ERRORS = Family(
+    "mailpulse_collect_errors_total", "Errors while building metrics for a scrape, by part.", Kind.COUNTER, ("part",)
+)
+SELF_FAMILIES = (BUILD_INFO, START_TIME, RELOAD_OK, RELOAD_TIME, SCRAPE_ERRORS)
+
+
+class Part(Protocol):
+    """Anything that holds numbers and can turn them into families."""
+
+    @property
+    def families(self) -> Sequence[Family]: ...
+
+    def collect(self) -> Iterable[Metric]: ...
+
+
+class SelfMetrics:
+    families = SELF_FAMILIES
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.started = time.time()
+        self.reload_ok = 1
+        self.reload_time = self.started
+        self.collect_errors: dict[str, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        yield BUILD_INFO.from_values({(self.version, platform.python_version()): 1.0})
+        yield START_TIME.from_values({(): self.started})
+        yield RELOAD_OK.from_values({(): float(self.reload_ok)})
+        yield RELOAD_TIME.from_values({(): self.reload_time})
+        yield SCRAPE_ERRORS.from_values({(p,): float(n) for p, n in self.collect_errors.items()})
+
+
+class MailpulseCollector(Collector):
+    """Reads every part under the shared lock; the parts are swapped on reload via :meth:`set_parts`."""
+
+    def __init__(self, lock: threading.Lock, self_metrics: SelfMetrics, parts: Sequence[Part] = ()) -> None:
+        self._lock = lock
+        self._self = self_metrics
+        self._parts: tuple[Part, ...] = tuple(parts)
+
+    def set_parts(self, parts: Sequence[Part]) -> None:
+        self._parts = tuple(parts)
+
+    def describe(self) -> Iterator[Metric]:
+        for part in (self._self, *self._parts):
+            for family in part.families:
+                yield family.new()
+
+    def collect(self) -> Iterator[Metric]:
+        metrics: list[Metric] = []
+        with self._lock:
+            for part in self._parts:
+                try:
+                    metrics.extend(part.collect())
+                except Exception:
+                    name = type(part).__name__
+                    self._self.collect_errors[name] = self._self.collect_errors.get(name, 0) + 1
+            metrics.extend(self._self.collect())
+        yield from metrics
+
+
+def make_registry(collector: MailpulseCollector, process_metrics: bool = True) -> CollectorRegistry:
+    """mailpulse's own registry (never the global one), with process_* metrics from prometheus_client."""
+    from prometheus_client import ProcessCollector  # noqa: PLC0415
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    if process_metrics:
+        ProcessCollector(registry=registry)
+    return registry

@@ -1,0 +1,115 @@
+"""Health of log sources and line accounting, shared by every source and parser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import Metric
+
+from exporter.metrics.family import Family, Kind, Labels
+
+C, G = Kind.COUNTER, Kind.GAUGE
+
+LINES = Family(
+    "mailpulse_log_lines_total",
+    "Log lines read, by source and result: parsed, unparsed (our format, unknown shape) or foreign "
+    "(another program's line in the same log).",
+    C, ("source", "result"),
+)  # fmt: skip
+UP = Family(
+    "mailpulse_log_source_up", "1 if the source could be read at its last poll, 0 if it is missing or unreadable.",
+    G, ("source",),
+)  # fmt: skip
+BYTES = Family("mailpulse_log_read_bytes_total", "Bytes read from the source.", C, ("source",))
+LAST_LINE = Family(
+    "mailpulse_log_last_line_timestamp_seconds",
+    "Timestamp written in the last line read (0 until a line with a readable timestamp is read).",
+    G, ("source",),
+)  # fmt: skip
+LAST_READ = Family(
+    "mailpulse_log_last_read_timestamp_seconds", "When mailpulse last read a line from the source.", G, ("source",)
+)
+LAG_BYTES = Family(
+    "mailpulse_log_lag_bytes", "Bytes written to the source but not yet read, at the last poll.", G, ("source",)
+)
+LAG_SECONDS = Family(
+    "mailpulse_log_lag_seconds",
+    "Seconds between the timestamp of the last line read and the moment it was read.",
+    G,
+    ("source",),
+)
+ERRORS = Family(
+    "mailpulse_log_source_errors_total",
+    "Problems reading a source, by kind (missing, unreadable, vanished, read_error, journal_exited).",
+    C, ("source", "kind"),
+)  # fmt: skip
+ROTATIONS = Family(
+    "mailpulse_log_rotations_total", "Log rotations followed, by kind (rename, truncate).", C, ("source", "kind")
+)
+
+FAMILIES = (LINES, UP, BYTES, LAST_LINE, LAST_READ, LAG_BYTES, LAG_SECONDS, ERRORS, ROTATIONS)
+RESULTS = ("parsed", "unparsed", "foreign")
+
+
+@dataclass
+class SourceStats:
+    """Numbers about one source; updated by the source and the pipeline, read at scrape time."""
+
+    name: str
+    parsed: int = 0
+    unparsed: int = 0
+    foreign: int = 0
+    bytes_read: int = 0
+    up: int = 0
+    last_line_ts: float = 0.0
+    last_read: float = 0.0
+    lag_bytes: int = 0
+    lag_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.errors: dict[str, int] = {}
+        self.rotations: dict[str, int] = {}
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def rotated(self, kind: str) -> None:
+        self.rotations[kind] = self.rotations.get(kind, 0) + 1
+
+
+class SourcesAggregator:
+    """All sources' stats, as families."""
+
+    families = FAMILIES
+
+    def __init__(self) -> None:
+        self.sources: dict[str, SourceStats] = {}
+
+    def stats(self, name: str) -> SourceStats:
+        stats = self.sources.get(name)
+        if stats is None:
+            stats = self.sources[name] = SourceStats(name)
+        return stats
+
+    def collect(self) -> Iterator[Metric]:
+        lines: dict[Labels, float] = {}
+        per_source: dict[Family, dict[Labels, float]] = {f: {} for f in FAMILIES if f is not LINES}
+        for s in self.sources.values():
+            key = (s.name,)
+            lines[(s.name, "parsed")] = s.parsed
+            lines[(s.name, "unparsed")] = s.unparsed
+            lines[(s.name, "foreign")] = s.foreign
+            per_source[UP][key] = s.up
+            per_source[BYTES][key] = s.bytes_read
+            per_source[LAST_LINE][key] = s.last_line_ts
+            per_source[LAST_READ][key] = s.last_read
+            per_source[LAG_BYTES][key] = s.lag_bytes
+            per_source[LAG_SECONDS][key] = s.lag_seconds
+            for kind, n in s.errors.items():
+                per_source[ERRORS][(s.name, kind)] = n
+            for kind, n in s.rotations.items():
+                per_source[ROTATIONS][(s.name, kind)] = n
+        yield LINES.from_values(lines)
+        for family, values in per_source.items():
+            yield family.from_values(values)
