@@ -1,0 +1,239 @@
+"""mailpulse's config file: YAML in, a validated, typed :class:`Config` out.
+
+Validation happens once, at start (and on SIGHUP); a bad file stops mailpulse with every problem
+listed by key path. docs/config.md is the reference for users.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from exporter.config_rspamd import RspamdConfig, parse_rspamd
+from exporter.configtools import NAME_RE, ConfigError, Node, Secret, parse_listen
+from parsers.postfix import PostfixParserConfig
+from parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
+from probes.config import ProbesConfig, parse_probes
+
+EX_CONFIG = 78  # sysexits.h: configuration error; the systemd unit does not restart on it
+FORMATS = ("postfix", "rspamd")
+LABEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "console"
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 9947
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    basic_auth_username: str | None = None
+    basic_auth_password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    type: str  # file | journald
+    formats: tuple[str, ...]
+    path: str = ""
+    start_at: str = "end"
+    poll_interval: float = 1.0
+    rotated_patterns: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    matches: tuple[str, ...] = ()
+    journal_files: tuple[str, ...] = ()
+    journal_directory: str | None = None
+    journalctl: str = "journalctl"
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    enabled: bool = False
+    config_dir: str | None = None
+    interval: float = 30.0
+    timeout: float = 60.0
+    command: str = "postqueue"
+
+
+@dataclass(frozen=True)
+class PostfixConfig:
+    parser: PostfixParserConfig = field(default_factory=PostfixParserConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    log: LogConfig
+    http: HttpConfig
+    state_dir: str
+    sources: tuple[SourceConfig, ...]
+    postfix: PostfixConfig
+    rspamd: RspamdConfig
+    probes: ProbesConfig | None
+    debug_unparsed: bool = False
+
+
+def load_config(path: str) -> Config:
+    """Read and validate ``path``; raise :class:`ConfigError` listing every problem."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from exc
+    return parse_config(data, path)
+
+
+def parse_config(data: Any, path: str = "<config>") -> Config:
+    problems: list[str] = []
+    root = Node(data, "", problems)
+    root.insecure_files_ok = root.boolean("allow_insecure_secret_files", False)
+    log = _log(root.child("log"))
+    http = _http(root.child("http"))
+    state_dir = root.string("state_dir", "/var/lib/mailpulse")
+    sources = root.list_of("sources", _source)
+    _unique([s.name for s in sources], "sources", problems)
+    postfix = _postfix(root.child("postfix"))
+    rspamd_node = root.child("rspamd")
+    rspamd = parse_rspamd(rspamd_node)
+    rspamd_node.finish()
+    probes = None
+    if root.has("probes"):
+        probes_node = root.child("probes")
+        probes = parse_probes(probes_node)
+        probes_node.finish()
+    debug_unparsed = root.boolean("debug_unparsed_lines", False)
+    root.finish()
+    if not sources and probes is None:
+        problems.append("sources: nothing to do: configure at least one source or probes")
+    if problems:
+        raise ConfigError(problems)
+    return Config(path, log, http, state_dir, tuple(sources), postfix, rspamd, probes, debug_unparsed)
+
+
+def _log(node: Node) -> LogConfig:
+    cfg = LogConfig(
+        level=node.string("level", "info", choices=("debug", "info", "warning", "error")),
+        format=node.string("format", "console", choices=("console", "json")),
+    )
+    node.finish()
+    return cfg
+
+
+def _http(node: Node) -> HttpConfig:
+    listen = node.string("listen", "127.0.0.1:9947")
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        node.problem(str(exc), "listen")
+        host, port = "127.0.0.1", 9947
+    tls = node.child("tls")
+    cert = tls.path_str("cert_file", None, must_exist=True) if tls.data else None
+    key = tls.path_str("key_file", None, must_exist=True) if tls.data else None
+    if tls.data and (not cert or not key):
+        tls.problem("needs both cert_file and key_file")
+    tls.finish()
+    auth = node.child("basic_auth")
+    user = password = None
+    if auth.data:
+        user = auth.string("username")
+        password = auth.secret("password")
+    auth.finish()
+    node.finish()
+    return HttpConfig(host, port, cert, key, user, password)
+
+
+def _source(node: Node) -> SourceConfig:
+    name = node.string("name", pattern=NAME_RE)
+    kind = node.string("type", "file", choices=("file", "journald"))
+    fmt = node.raw("format", "postfix")
+    formats = tuple(fmt) if isinstance(fmt, list) else (fmt,)
+    for f in formats:
+        if f not in FORMATS:
+            node.problem(f"must be one of {', '.join(FORMATS)} or a list of them (got {f!r})", "format")
+    start_at = node.string("start_at", "end", choices=("end", "beginning"))
+    poll = node.duration("poll_interval", 1.0, minimum=0.05)
+    if kind == "file":
+        path = node.string("path")
+        patterns = tuple(node.str_list("rotated_patterns"))
+        for i, p in enumerate(patterns):
+            if "%s" not in p:
+                node.problem("must contain %s (the log file's name)", f"rotated_patterns[{i}]")
+        node.finish()
+        return SourceConfig(name, kind, formats, path=path, start_at=start_at, poll_interval=poll,
+                            rotated_patterns=patterns)  # fmt: skip
+    units = tuple(node.str_list("units"))
+    matches = tuple(node.str_list("matches"))
+    files = tuple(node.str_list("journal_files"))
+    directory = node.string("journal_directory", None)
+    journalctl = node.string("journalctl", "journalctl")
+    node.finish()
+    return SourceConfig(name, kind, formats, start_at=start_at, poll_interval=poll, units=units,
+                        matches=matches, journal_files=files, journal_directory=directory,
+                        journalctl=journalctl)  # fmt: skip
+
+
+def _rules(node: Node, key: str, label: str, allowed: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
+    def parse(item: Node) -> tuple[str, str]:
+        pattern = item.regex("pattern")
+        value = item.string(label, pattern=LABEL_RE)
+        if allowed is not None and value not in allowed:
+            item.problem(f"must be one of {', '.join(allowed)} (got {value!r})", label)
+        return pattern, value
+
+    return tuple(node.list_of(key, parse))
+
+
+def _postfix(node: Node) -> PostfixConfig:
+    instances = tuple(node.str_list("instances", ["postfix", "postfix-*"]))
+    services = node.child("services")
+    service_map = services.str_map("map")
+    allow = services.str_list("allow") if services.has("allow") else None
+    max_services = services.integer("max", 50, minimum=1, maximum=1000)
+    services.finish()
+    parser = PostfixParserConfig(
+        instances=instances,
+        service_map=service_map,
+        service_allow=tuple(allow) if allow is not None else None,
+        max_services=max_services,
+        reject_rules=_rules(node, "reject_reasons", "reason", REJECT_REASONS),
+        delivery_rules=_rules(node, "delivery_reasons", "reason", DELIVERY_REASONS),
+        relay_classes=_rules(node, "relay_classes", "class", None),
+    )
+    q = node.child("queue")
+    queue = QueueConfig(
+        enabled=q.boolean("enabled", False),
+        config_dir=q.string("config_dir", None),
+        interval=q.duration("interval", 30.0, minimum=1.0),
+        timeout=q.duration("timeout", 60.0, minimum=1.0),
+        command=q.string("command", "postqueue"),
+    )
+    q.finish()
+    node.finish()
+    return PostfixConfig(parser, queue)
+
+
+def _unique(names: list[str], where: str, problems: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            problems.append(f"{where}[{i}].name: {name!r} is used twice")
+        seen.add(name)
+
+
+def state_path(config: Config, *parts: str) -> str:
+    return os.path.join(config.state_dir, *parts)

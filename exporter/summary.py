@@ -1,0 +1,194 @@
+"""``mailpulse scan --summary``: a human report for admins who would otherwise run pflogsumm.
+
+Built from the same events as the metrics, so the two never disagree. Addresses are not reported
+(mailpulse never keeps them); reasons are the same bounded classes the metrics use.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from io import StringIO
+
+from exporter.metrics.sources import SourcesAggregator
+from parsers.postfix import events as ev
+from parsers.postfix.vocab import REJECT_ACTIONS
+from parsers.results import Unparsed
+
+
+def hour_of(ts: str) -> str:
+    """``Jan 27 06:33:59`` → ``Jan 27 06h``; ``2022-01-08T19:42:13+00:00`` → ``2022-01-08 19h``."""
+    if ts[4:5] == "-":
+        return f"{ts[:10]} {ts[11:13]}h"
+    return f"{ts[:-6]}h" if len(ts) >= 14 else ts
+
+
+class SummaryAggregator:
+    def __init__(self) -> None:
+        self.totals: Counter[str] = Counter()
+        self.per_hour: dict[str, Counter[str]] = {}
+        self.rejects: Counter[tuple[str, str, str]] = Counter()
+        self.deferrals: Counter[str] = Counter()
+        self.bounces: Counter[str] = Counter()
+        self.blocklisted: Counter[str] = Counter()
+        self.deferred_ids: set[str] = set()
+        self.delays = array("d")
+        self.stage_sums = [0.0, 0.0, 0.0, 0.0]
+        self.sasl: Counter[tuple[str, str]] = Counter()
+        self.tls_in: Counter[str] = Counter()
+        self.tls_out: Counter[str] = Counter()
+        self.problems: Counter[tuple[str, str, str]] = Counter()
+        self.unparsed: Counter[str] = Counter()
+        self.rspamd_actions: Counter[str] = Counter()
+
+    def handler(self, fmt: str) -> Callable[[object], None]:
+        return self._postfix if fmt == "postfix" else self._rspamd
+
+    @staticmethod
+    def event_types(fmt: str) -> tuple[type, ...]:
+        """Event types the summary wants even where the metrics have no handler for them."""
+        if fmt != "postfix":
+            return ()
+        return (*(c for c in vars(ev).values() if isinstance(c, type) and issubclass(c, ev.PostfixEvent)), Unparsed)
+
+    def _hour(self, ts: str, what: str) -> None:
+        key = hour_of(ts)
+        bucket = self.per_hour.get(key)
+        if bucket is None:
+            bucket = self.per_hour[key] = Counter()
+        bucket[what] += 1
+
+    def _postfix(self, e: object) -> None:
+        t = self.totals
+        if isinstance(e, ev.SmtpdAccepted | ev.Pickup):
+            t["received"] += 1
+            self._hour(e.ts, "received")
+        elif isinstance(e, ev.Delivery):
+            self._delivery(e)
+        elif isinstance(e, ev.AccessAction):
+            if e.action in REJECT_ACTIONS:
+                t["rejected"] += 1
+                self.rejects[(e.stage, e.reason, e.code or "-")] += 1
+                self._hour(e.ts, "rejected")
+            else:
+                t[e.action.replace("-", "_")] += 1
+        elif isinstance(e, ev.QueueExpired):
+            t["expired"] += 1
+        elif isinstance(e, ev.SaslFailure):
+            self.sasl[(e.service, e.method)] += 1
+        elif isinstance(e, ev.TlsConnection):
+            (self.tls_in if e.direction == "inbound" else self.tls_out)[e.protocol] += 1
+        elif isinstance(e, ev.SmtpdConnect):
+            t["connections"] += 1
+        elif isinstance(e, ev.RemoteReply) and e.blocklist:
+            self.blocklisted[e.blocklist] += 1
+        elif isinstance(e, ev.LogMessage) and e.level != "info":
+            self.problems[(e.level, e.daemon, e.kind)] += 1
+        elif isinstance(e, Unparsed):
+            self.unparsed[e.daemon] += 1
+
+    def _delivery(self, e: ev.Delivery) -> None:
+        t = self.totals
+        if e.status == "sent":
+            t["delivered"] += 1
+            self._hour(e.ts, "delivered")
+            self.delays.append(e.delay)
+            if e.delays is not None:
+                for i, v in enumerate(e.delays):
+                    self.stage_sums[i] += v
+                t["delays_with_stages"] += 1
+        elif e.status == "deferred":
+            t["deferrals"] += 1
+            self.deferrals[e.reason] += 1
+            self.deferred_ids.add(e.queue_id)
+            self._hour(e.ts, "deferred")
+        elif e.status == "bounced":
+            t["bounced"] += 1
+            self.bounces[e.reason] += 1
+            self._hour(e.ts, "bounced")
+        if e.blocklist:
+            self.blocklisted[e.blocklist] += 1
+
+    def _rspamd(self, e: object) -> None:
+        action = getattr(e, "action", None)
+        if isinstance(action, str):
+            self.rspamd_actions[action] += 1
+
+    # -- the report ------------------------------------------------------------------------------------
+    def report(self, sources: SourcesAggregator) -> str:
+        out = StringIO()
+        w = out.write
+        t = self.totals
+        w("mailpulse summary\n=================\n\nGrand totals\n------------\n")
+        received, delivered, rejected = t["received"], t["delivered"], t["rejected"]
+        for label, value in (
+            ("received", received),
+            ("delivered", delivered),
+            ("deferred (messages)", len(self.deferred_ids)),
+            ("deferrals (attempts)", t["deferrals"]),
+            ("bounced", t["bounced"]),
+            ("expired", t["expired"]),
+            ("rejected", rejected),
+            ("reject warnings", t["reject_warning"]),
+            ("held", t["hold"] + t["milter_hold"]),
+            ("discarded", t["discard"] + t["milter_discard"]),
+            ("smtpd connections", t["connections"]),
+        ):
+            w(f"  {value:>9}  {label}\n")
+        attempts = received + rejected
+        if attempts:
+            w(f"  {100.0 * rejected / attempts:>8.1f}%  rejected (of received + rejected)\n")
+        self._table(w, "Deferrals by reason", self.deferrals)
+        self._table(w, "Bounces by reason", self.bounces)
+        self._table(w, "Rejects by stage, reason and code", {" / ".join(k): v for k, v in self.rejects.items()})
+        self._table(w, "Replies saying we are blocklisted, by provider", self.blocklisted)
+        self._delays(w)
+        self._hours(w)
+        self._table(w, "SASL authentication failures by service and mechanism",
+                    {" / ".join(k): v for k, v in self.sasl.items()})  # fmt: skip
+        self._table(w, "TLS sessions in, by protocol", self.tls_in)
+        self._table(w, "TLS sessions out, by protocol", self.tls_out)
+        self._table(w, "Warnings, errors, fatal and panic by daemon and kind",
+                    {" / ".join(k): v for k, v in self.problems.items()})  # fmt: skip
+        self._table(w, "rspamd actions", self.rspamd_actions)
+        w("\nLines\n-----\n")
+        for s in sources.sources.values():
+            total = s.parsed + s.unparsed + s.foreign
+            w(f"  {s.name}: {total} lines, {s.parsed} parsed, {s.unparsed} unparsed, {s.foreign} from other programs\n")
+        if self.unparsed:
+            w("  unparsed by daemon: " + ", ".join(f"{d} {n}" for d, n in self.unparsed.most_common()) + "\n")
+        return out.getvalue()
+
+    @staticmethod
+    def _table(w: Callable[[str], object], title: str, counts: dict[str, int] | Counter[str]) -> None:
+        if not counts:
+            return
+        w(f"\n{title}\n{'-' * len(title)}\n")
+        for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            w(f"  {value:>9}  {key}\n")
+
+    def _delays(self, w: Callable[[str], object]) -> None:
+        n = len(self.delays)
+        if not n:
+            return
+        ordered = sorted(self.delays)
+
+        def pct(p: float) -> float:
+            return ordered[min(n - 1, int(p * n))]
+
+        w("\nDelivery delays (sent), seconds\n-------------------------------\n")
+        w(f"  p50 {pct(0.5):.2f}  p90 {pct(0.9):.2f}  p99 {pct(0.99):.2f}  max {ordered[-1]:.2f}  (n={n})\n")
+        staged = self.totals["delays_with_stages"]
+        if staged:
+            names = ("before queue manager", "in queue manager", "connection setup", "transmission")
+            means = "  ".join(f"{name} {s / staged:.2f}" for name, s in zip(names, self.stage_sums, strict=True))
+            w(f"  mean per stage: {means}\n")
+
+    def _hours(self, w: Callable[[str], object]) -> None:
+        if not self.per_hour:
+            return
+        w("\nPer hour\n--------\n  hour               received delivered  deferred   bounced  rejected\n")
+        for hour, c in self.per_hour.items():
+            w(f"  {hour:<16} {c['received']:>9} {c['delivered']:>9} {c['deferred']:>9} {c['bounced']:>9}"
+              f" {c['rejected']:>9}\n")  # fmt: skip
