@@ -50,6 +50,11 @@ class _Tail(Pygtail):  # type: ignore[misc]
     offset_file: str
     offset_file_inode: int
 
+    def __del__(self) -> None:
+        # pygtail's own __del__ opens the file just to close it, raising on a missing file
+        if self.fh is not None:
+            self.fh.close()
+
     def _filehandle(self) -> IO[bytes]:
         if not self.fh or self._is_closed():
             self._counter += 1
@@ -149,6 +154,8 @@ class FileSource:
     def _read(self, max_batches: int) -> bool:
         tail = self._open()
         try:
+            if not os.path.exists(self.offset_path):
+                tail.update_offset_file()  # remember where a first start at the end began
             more = True
             for _ in range(max_batches):
                 data = tail.read_batch(self.batch_bytes)

@@ -51,7 +51,7 @@ def parse_access_action(
         _, sep, reply = rest.partition("]: ")
         if not sep:  # postscreen: "from [ip]:port: reply"
             _, sep, reply = rest.partition(": ")
-    code, dsn = _reply_codes(reply)
+    code, dsn = reply_codes(reply)
     if action in ("hold", "discard", "filter", "redirect", "bcc", "prepend", "replace", "info"):
         reason = "" if not code else classify(reply)
     else:
@@ -64,7 +64,8 @@ def parse_access_action(
     )
 
 
-def _reply_codes(reply: str) -> tuple[str, str]:
+def reply_codes(reply: str) -> tuple[str, str]:
+    """``554 5.7.1 text`` → ("554", "5.7.1"); ``5.7.1 text`` → ("5xx", "5.7.1"); no codes → ("", "")."""
     m = REPLY_RE.match(reply)
     if m is None:  # pragma: no cover - the pattern matches the empty string
         return "", ""
@@ -108,7 +109,8 @@ WARNING_RULES: tuple[tuple[str, str], ...] = (
     (r"non-SMTP command|Illegal address syntax|pipelining|[Ss]yntax error|unknown command", "protocol"),
     (r"(?i)dict_|table |lookup (?:error|failure)|database|\.db\b|\.cdb\b|\.lmdb\b|map ", "lookup_table"),
     (r"(?i)DNS|name service|resolve|MX |no MX|nullMX|res_search|host not found", "dns"),
-    (r"(?i)queue file|queue_|corrupt|active queue entries|deferred queue|incoming queue|hold queue", "queue"),
+    (r"(?i)queue file|queue_|corrupt(?:ed)? (?:queue|message)|active queue entries|deferred queue|incoming queue"
+     r"|hold queue", "queue"),
     (r"(?i)main\.cf|master\.cf|parameter|not owned by|writable|configuration|unused|obsolete|deprecated"
      r"|compatibility_level|postfix-files|symlink|permission", "config"),
     (r"(?i)out of memory|no space left|insufficient|disk|file system|fork|too many open files|cannot allocate",

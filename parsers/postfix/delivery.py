@@ -11,9 +11,9 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 
-from parsers.postfix.common import is_queue_id, level_message, parse_tls
+from parsers.postfix.common import is_queue_id, level_message, parse_access_action, parse_tls
 from parsers.postfix.events import ConnectFailure, Delivery, LogMessage, PostfixEvent, RemoteReply, TlsFailure
-from parsers.postfix.vocab import DELIVERY_STATUSES, TLS_LEVELS, bounded
+from parsers.postfix.vocab import ACTIONS, DELIVERY_STATUSES, TLS_LEVELS, bounded
 
 # Parsed with partition() rather than one regex: on CPython 3.11 the partition chain costs about half.
 # 5270320179: to=<hebj@telia.com>, [orig_to=<x>, ]relay=mail.telia.com[81.236.60.210]:25, [conn_use=2, ]
@@ -138,6 +138,9 @@ class DeliveryParser:
             return ConnectFailure(ts, service, daemon, "timeout" if " timed out " in rest else "other")
         if rest.startswith("Cannot start TLS") or "TLS is required, but" in rest:
             return TlsFailure(ts, service, daemon, "outbound")
+        # smtp_header_checks / smtp_body_checks: "QID: replace: body old text: new text"
+        if rest.partition(": ")[0] in ACTIONS:
+            return parse_access_action(ts, service, daemon, f"{qid}: {rest}", self._reason)
         if rest.startswith(("enabling PIX workarounds", "breaking line")):
             return LogMessage(ts, service, daemon, "info", "protocol")
         if rest.startswith(("server dropped connection", "server unavailable")):
@@ -167,9 +170,16 @@ class DeliveryParser:
             return "socket"  # relay=host[private/dovecot-lmtp] or an absolute socket path
         if ip.is_loopback:
             return "loopback"
-        if ip.is_private or ip.is_link_local:
+        if ip.is_link_local or any(ip in net for net in _PRIVATE_NETWORKS if net.version == ip.version):
             return "private"
         return "remote"
+
+
+# Site-internal address space (RFC 1918, shared CGN space, ULA). Not ipaddress's is_private, which also
+# counts documentation and reserved ranges as private.
+_PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
 
 
 def _connect_reason(msg: str) -> str:

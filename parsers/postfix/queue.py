@@ -37,6 +37,11 @@ POSTSUPER_ACTIONS = {
 }
 
 
+_POSTSUPER_PER_MESSAGE = frozenset(
+    {"removed", "placed on hold", "released from hold", "requeued", "force-expired", "expired"}
+)
+
+
 class CleanupParser:
     def __init__(self, classify_reject: Callable[[str], str]) -> None:
         self._classify = classify_reject
@@ -125,6 +130,6 @@ def parse_postsuper(ts: str, service: str, daemon: str, level: str, msg: str) ->
         return QueueAdmin(ts, service, action, int(count)) if count.isdigit() else None
     # per-message lines: "QID: removed", "QID: placed on hold", "QID: released from hold", "QID: requeued"
     # (counted by the summary line, not here, so postsuper -d is not mistaken for qmgr's "removed")
-    if is_queue_id(head) and rest in ("removed", "placed on hold", "released from hold", "requeued", "force-expired"):
+    if is_queue_id(head) and rest in _POSTSUPER_PER_MESSAGE:
         return LogMessage(ts, service, daemon, "info", "queue")
     return None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from parsers.postfix.common import is_queue_id, level_message, parse_access_action, parse_tls
+from parsers.postfix.common import is_queue_id, level_message, parse_access_action, parse_tls, reply_codes
 from parsers.postfix.events import (
+    AccessAction,
     ConnectionLost,
     LogMessage,
     PostfixEvent,
@@ -89,7 +90,11 @@ class SmtpdParser:
             return ConnectionLost(ts, service, "lost", bounded(stage, STAGES))
         if msg.startswith("proxy-reject: "):
             # before-queue content filter: "proxy-reject: END-OF-MESSAGE: 554 5.7.0 Reject ...; from=<> ..."
-            return parse_access_action(ts, service, daemon, "NOQUEUE: " + msg, self._classify)
+            stage, _, reply = msg[14:].partition(": ")
+            code, dsn = reply_codes(reply)
+            return AccessAction(
+                ts, service, daemon, "proxy-reject", bounded(stage, STAGES), code, dsn, self._classify(reply), ""
+            )
         if msg.startswith("proxy-accept: "):
             return LogMessage(ts, service, daemon, "info", "content_filter")
         if msg.startswith("bare <LF> received"):
