@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Iterator
+from typing import cast
 
 from exporter.metrics.family import Family
 
@@ -24,8 +25,8 @@ def sections() -> Iterator[tuple[str, tuple[Family, ...]]]:
         if importlib.util.find_spec(module) is None:  # TEMPORARY until probes.metrics lands
             continue
         mod = importlib.import_module(module)
-        families: tuple[Family, ...] = getattr(mod, "FAMILIES", None) or getattr(mod, "SELF_FAMILIES", ())
-        yield title, tuple(families)
+        families = getattr(mod, "FAMILIES", None) or getattr(mod, "SELF_FAMILIES", ())
+        yield title, tuple(cast(tuple[Family, ...], families))
 
 
 def all_families() -> list[Family]:
