@@ -1,11 +1,72 @@
-"""``mailpulse probe --once`` (placeholder until the probe work lands)."""
+"""``mailpulse probe -c FILE [--probe NAME] --once``: run probes once, print one JSON line each.
+
+All selected probes run at the same time against long-lived watchers of their mailboxes (the same
+code as the daemon, without the scheduler). Each line is printed as soon as its probe has an outcome.
+Exit status: 0 if every probe was delivered within its deadline, 1 otherwise, 2 for unknown probe
+names; a Nagios-style check can use it as is.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from probes.config import ProbeConfig
+from probes.outcome import ProbeResult
+from probes.runner import log_result
+from probes.service import build_parts
+
+STOP_GRACE = 10.0  # time the watchers get to finish a cleanup in progress
+
 
 def run_probes_once(config: Any, only: Sequence[str], *, out: TextIO, timeout: float | None) -> int:
-    out.write("probes are not implemented yet\n")
-    return 2
+    probes_config = config.probes
+    if probes_config is None or not probes_config.probes:
+        out.write(json.dumps({"error": "no probes configured"}) + "\n")
+        return 2
+    known = {p.name: p for p in probes_config.probes}
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        out.write(json.dumps({"error": f"unknown probe(s): {', '.join(unknown)}",
+                              "known": sorted(known)}) + "\n")  # fmt: skip
+        return 2
+    selected = [known[n] for n in dict.fromkeys(only)] if only else list(probes_config.probes)
+    results = asyncio.run(_run(probes_config, selected, out, timeout))
+    return 0 if results and all(r.delivered for r in results) else 1
+
+
+async def _run(config: Any, probes: list[ProbeConfig], out: TextIO, timeout: float | None) -> list[ProbeResult]:
+    parts = build_parts(config, targets={p.target for p in probes})
+    stop = asyncio.Event()
+    watchers = [asyncio.create_task(w.run(stop)) for w in parts.unique_watchers]
+    tasks: dict[asyncio.Task[ProbeResult], ProbeConfig] = {asyncio.create_task(parts.runner.run(p)): p for p in probes}
+    results: list[ProbeResult] = []
+    try:
+        for done in asyncio.as_completed(tasks, timeout=timeout):
+            try:
+                result = await done
+            except TimeoutError:
+                break
+            _emit(result, out, results)
+    finally:
+        for task, probe in tasks.items():
+            if not task.done():
+                task.cancel()
+                _emit(ProbeResult(probe.name, probe.route, probe.target, finished_at=time.time()).fail(
+                    "internal", "error", f"--timeout {timeout}s reached"), out, results)  # fmt: skip
+        stop.set()
+        _, running = await asyncio.wait(watchers, timeout=STOP_GRACE) if watchers else (set(), set())
+        for leftover in running:
+            leftover.cancel()
+        await asyncio.gather(*tasks, *watchers, return_exceptions=True)
+    return results
+
+
+def _emit(result: ProbeResult, out: TextIO, results: list[ProbeResult]) -> None:
+    log_result(result)
+    results.append(result)
+    out.write(json.dumps(result.as_json(), sort_keys=False) + "\n")
+    out.flush()

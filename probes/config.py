@@ -1,19 +1,284 @@
-"""The ``probes:`` section of the config (placeholder until the probe work lands)."""
+"""The ``probes:`` section of the config: routes (how to send), targets (where to look) and probes.
+
+Every problem is recorded with its key path (``probes.probes[2].route: unknown route 'x' ...``) through
+:class:`exporter.configtools.Node`; nothing here raises. Schema: docs/CONTRACTS.md, user guide:
+docs/probes.md.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
-from typing import Any
 
-from exporter.configtools import Node
+from exporter.configtools import NAME_RE, Node, Secret
+from probes.message import OWN_HEADERS
+
+TLS_MODES = ("implicit", "starttls")  # never opportunistic: a stripped STARTTLS must fail the probe
+TARGET_KINDS = ("imap", "autoresponder")
+PROVIDERS = ("dovecot", "gmail", "microsoft", "yahoo", "generic")
+WATCH_MODES = ("idle", "poll")
+CLEANUP_MODES = ("delete", "trash", "keep")
+JUNK = "\\Junk"
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,76}$")
+# Gmail keeps a message while any label is left: deleting it from INBOX only removes the label, so
+# probes are moved to \Trash there. Everyone else expunges by UID.
+DEFAULT_CLEANUP = {"gmail": "trash"}
+
+
+@dataclass(frozen=True)
+class OAuth2Source:
+    """Where an XOAUTH2 access token comes from: a file kept fresh by another tool, or a command."""
+
+    token_file: str | None = None
+    token_command: tuple[str, ...] = ()
+    cache: float = 300.0  # how long a command's token is reused
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DkimSigning:
+    domain: str
+    selector: str
+    key_file: str
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    name: str
+    host: str
+    port: int
+    tls: str  # implicit | starttls
+    mail_from: str
+    ca_file: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    oauth2: OAuth2Source | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    helo: str | None = None
+    timeout: float = 30.0  # per SMTP command
+    connect_timeout: float = 15.0
+    dkim: DkimSigning | None = None
+
+    @property
+    def auth(self) -> str:
+        if self.oauth2 is not None:
+            return "xoauth2"
+        if self.password is not None:
+            return "password"
+        if self.client_cert is not None:
+            return "client_cert"
+        return "none"
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    name: str
+    kind: str  # imap | autoresponder
+    address: str  # RCPT TO
+    host: str
+    port: int
+    tls: str
+    username: str
+    password: Secret | None = None
+    oauth2: OAuth2Source | None = None
+    ca_file: str | None = None
+    provider: str = "generic"
+    folders: tuple[str, ...] = ("INBOX", JUNK)
+    authserv_id: str | None = None  # expected receiver's authserv-id; None = topmost header
+    watch: str = "idle"
+    poll_interval: float = 10.0
+    idle_refresh: float = 300.0  # re-issue IDLE this often (servers drop idle clients after ~30 min)
+    timeout: float = 30.0  # per IMAP command
+    cleanup: str = "delete"
+    max_fetch_bytes: int = 1_000_000  # larger matches are judged on their headers only
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    name: str
+    route: str
+    target: str
+    interval: float
+    jitter: float
+    deadline: float
+    late_window: float
+    # For tests of the filters on the way (e.g. a GTUBE line to see the Junk path); rarely wanted.
+    headers: tuple[tuple[str, str], ...] = ()
+    body_lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    nameservers: tuple[str, ...] = ()  # empty: the system resolver (/etc/resolv.conf)
+    port: int = 53
+    timeout: float = 5.0
 
 
 @dataclass(frozen=True)
 class ProbesConfig:
-    raw: dict[str, Any] = field(default_factory=dict)
+    secret: Secret | None
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    routes: tuple[RouteConfig, ...] = ()
+    targets: tuple[TargetConfig, ...] = ()
+    probes: tuple[ProbeConfig, ...] = ()
+    sweep_interval: float = 3600.0
+    state_file: str | None = None  # set by the service from state_dir
+
+    def route(self, name: str) -> RouteConfig:
+        return next(r for r in self.routes if r.name == name)
+
+    def target(self, name: str) -> TargetConfig:
+        return next(t for t in self.targets if t.name == name)
 
 
 def parse_probes(node: Node) -> ProbesConfig:
-    for key in node.data:
-        node.raw(key)
-    return ProbesConfig(dict(node.data))
+    secret = node.secret("secret")
+    if secret is not None and len(secret.value) < 16:
+        node.problem("the HMAC key must have at least 16 characters", "secret")
+    dns_node = node.child("dns")
+    dns = DnsConfig(
+        nameservers=tuple(dns_node.str_list("nameservers")),
+        port=dns_node.integer("port", 53, minimum=1, maximum=65535),
+        timeout=dns_node.duration("timeout", 5.0, minimum=0.1),
+    )
+    dns_node.finish()
+    sweep = node.duration("sweep_interval", 3600.0, minimum=10.0)
+    routes = node.list_of("routes", _route)
+    targets = node.list_of("targets", _target)
+    probes = node.list_of("probes", _probe)
+    for key, names in (("routes", [r.name for r in routes]), ("targets", [t.name for t in targets]),
+                       ("probes", [p.name for p in probes])):  # fmt: skip
+        _unique(node, key, names)
+    _cross_check(node, routes, targets, probes)
+    return ProbesConfig(secret, dns, tuple(routes), tuple(targets), tuple(probes), sweep)
+
+
+def _route(node: Node) -> RouteConfig:
+    name = node.string("name", pattern=NAME_RE)
+    host = node.string("host")
+    port = node.integer("port", minimum=1, maximum=65535)
+    tls = node.string("tls", choices=TLS_MODES)
+    ca_file = _file(node, "ca_file")
+    username, password, oauth2 = _login(node)
+    client_cert = _file(node, "client_cert")
+    client_key = _file(node, "client_key")
+    if (client_cert is None) != (client_key is None):
+        node.problem("client_cert and client_key go together", "client_cert" if client_cert is None else "client_key")
+    mail_from = node.string("mail_from")
+    if mail_from and "@" not in mail_from:
+        node.problem(f"must be an address (got {mail_from!r})", "mail_from")
+    dkim = None
+    if node.has("dkim"):
+        d = node.child("dkim")
+        dkim = DkimSigning(d.string("domain"), d.string("selector"), _file(d, "key_file", required=True) or "")
+        d.finish()
+    return RouteConfig(
+        name=name, host=host, port=port, tls=tls, mail_from=mail_from, ca_file=ca_file, username=username,
+        password=password, oauth2=oauth2, client_cert=client_cert, client_key=client_key,
+        helo=node.string("helo", None), timeout=node.duration("timeout", 30.0, minimum=1.0),
+        connect_timeout=node.duration("connect_timeout", 15.0, minimum=1.0), dkim=dkim,
+    )  # fmt: skip
+
+
+def _target(node: Node) -> TargetConfig:
+    name = node.string("name", pattern=NAME_RE)
+    kind = node.string("kind", "imap", choices=TARGET_KINDS)
+    address = node.string("address")
+    if address and "@" not in address:
+        node.problem(f"must be an address (got {address!r})", "address")
+    host = node.string("host")
+    tls = node.string("tls", choices=TLS_MODES)
+    port = node.integer("port", 993 if tls == "implicit" else 143, minimum=1, maximum=65535)
+    ca_file = _file(node, "ca_file")
+    username, password, oauth2 = _login(node)
+    if username is None:
+        node.problem("required key is missing (the IMAP login)", "username")
+    elif password is None and oauth2 is None:
+        node.problem("IMAP needs password_file, password_env or xoauth2", "username")
+    provider = node.string("provider", "generic", choices=PROVIDERS)
+    folders = tuple(node.str_list("folders", ("INBOX", JUNK)))
+    if not folders:
+        node.problem("needs at least one folder", "folders")
+    cleanup = node.string("cleanup", DEFAULT_CLEANUP.get(provider, "delete"), choices=CLEANUP_MODES)
+    return TargetConfig(
+        name=name, kind=kind, address=address, host=host, port=port, tls=tls, username=username or "",
+        password=password, oauth2=oauth2, ca_file=ca_file, provider=provider, folders=folders,
+        authserv_id=node.string("authserv_id", None),
+        watch=node.string("watch", "idle", choices=WATCH_MODES),
+        poll_interval=node.duration("poll_interval", 10.0, minimum=0.2),
+        idle_refresh=node.duration("idle_refresh", 300.0, minimum=5.0),
+        timeout=node.duration("timeout", 30.0, minimum=1.0), cleanup=cleanup,
+        max_fetch_bytes=node.integer("max_fetch_bytes", 1_000_000, minimum=10_000),
+    )  # fmt: skip
+
+
+def _probe(node: Node) -> ProbeConfig:
+    name = node.string("name", pattern=NAME_RE)
+    interval = node.duration("interval", 300.0, minimum=1.0)
+    jitter = node.duration("jitter", 0.0)
+    deadline = node.duration("deadline", 600.0, minimum=1.0)
+    late_window = node.duration("late_window", max(3600.0, deadline), minimum=1.0)
+    if jitter >= interval > 0:
+        node.problem(f"must be smaller than interval ({interval:g}s)", "jitter")
+    if late_window < deadline:
+        node.problem(f"must not be shorter than deadline ({deadline:g}s)", "late_window")
+    headers = node.str_map("headers")
+    for hname, value in headers.items():
+        if not _HEADER_NAME.match(hname) or hname.lower() in OWN_HEADERS:
+            node.problem(f"{hname!r} is not a header name a probe may set", f"headers.{hname}")
+        if "\r" in value or "\n" in value:
+            node.problem("must be one line", f"headers.{hname}")
+    body_lines = tuple(node.str_list("body_lines"))
+    if any("\r" in line or "\n" in line for line in body_lines):
+        node.problem("each entry must be one line", "body_lines")
+    return ProbeConfig(name, node.string("route"), node.string("target"), interval, jitter, deadline, late_window,
+                       tuple(headers.items()), body_lines)  # fmt: skip
+
+
+def _login(node: Node) -> tuple[str | None, Secret | None, OAuth2Source | None]:
+    """``username`` with a password (file/env/inline) or an ``xoauth2`` token source, never both."""
+    username = node.string("username", None)
+    password = node.secret("password", required=False)
+    oauth2 = None
+    if node.has("xoauth2"):
+        o = node.child("xoauth2")
+        token_file = _file(o, "token_file")
+        command = tuple(o.str_list("token_command"))
+        if (token_file is None) == (not command):
+            o.problem("set exactly one of token_file and token_command")
+        oauth2 = OAuth2Source(token_file, command, o.duration("cache", 300.0), o.duration("timeout", 30.0, minimum=1))
+        o.finish()
+    if password is not None and oauth2 is not None:
+        node.problem("set either a password or xoauth2, not both", "xoauth2")
+    if (password is not None or oauth2 is not None) and not username:
+        node.problem("required with a password or xoauth2", "username")
+    return username, password, oauth2
+
+
+def _file(node: Node, key: str, *, required: bool = False) -> str | None:
+    value = node.string(key) if required else node.string(key, None)
+    if not value:
+        return None
+    if not os.path.exists(value):
+        node.problem(f"{value}: no such file", key)
+    return str(value)
+
+
+def _unique(node: Node, key: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            node.problem(f"{name!r} is used twice", f"{key}[{i}].name")
+        seen.add(name)
+
+
+def _cross_check(node: Node, routes: list[RouteConfig], targets: list[TargetConfig],
+                 probes: list[ProbeConfig]) -> None:  # fmt: skip
+    route_names = [r.name for r in routes]
+    target_names = [t.name for t in targets]
+    for i, probe in enumerate(probes):
+        for key, value, known in (("route", probe.route, route_names), ("target", probe.target, target_names)):
+            if value and value not in known:
+                node.problem(f"unknown {key} {value!r} (known: {', '.join(known) or 'none'})", f"probes[{i}].{key}")

@@ -1,10 +1,165 @@
-"""Probe scheduler service (placeholder until the probe work lands)."""
+"""The probe service inside ``mailpulse run``: mailbox watchers plus an APScheduler 3 job per probe.
+
+APScheduler 3.x (4.0 is an alpha) with its ``AsyncIOScheduler``, started inside the running loop. Each
+probe is one ``IntervalTrigger`` job with jitter, ``max_instances=1`` (a run never overlaps itself: a
+tick that finds the previous run still waiting is skipped and counted), ``coalesce=True`` and a misfire
+grace of half the interval. The job is a whole run (send, wait, judge); it never raises, so a failing
+probe cannot stop the scheduler. The first run of every probe starts within its jitter (at most 30 s)
+of the start, so fresh metrics appear quickly after a restart.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import random
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client.core import Metric
 
-def make_probe_service(config: Any, lock: threading.Lock) -> Any:
-    raise NotImplementedError("probes are not implemented yet")
+from probes import state
+from probes.config import ProbesConfig, TargetConfig
+from probes.credentials import TokenSource
+from probes.dkimcheck import DkimChecker
+from probes.mailbox import MailboxWatcher
+from probes.metrics import FAMILIES, ProbeMetrics
+from probes.outcome import ProbeResult
+from probes.registry import Registry
+from probes.runner import ProbeRunner, log_result
+from probes.send import Sender
+
+log = structlog.get_logger(__name__)
+EXPIRE_EVERY = 10.0  # seconds between purges of pending probes past their late window
+
+
+@dataclass
+class Parts:
+    """Everything a probe run needs, built once from the config (shared by ``run`` and ``probe --once``)."""
+
+    config: ProbesConfig
+    metrics: ProbeMetrics
+    registry: Registry
+    watchers: dict[str, MailboxWatcher]  # by target name (targets sharing a login share a watcher)
+    runner: ProbeRunner
+
+    @property
+    def unique_watchers(self) -> list[MailboxWatcher]:
+        return list({id(w): w for w in self.watchers.values()}.values())
+
+
+def build_parts(config: ProbesConfig, lock: threading.Lock | None = None,
+                targets: Iterable[str] | None = None) -> Parts:  # fmt: skip
+    assert config.secret is not None, "parse_probes requires the secret"
+    key = config.secret.value.encode()
+    wanted = set(targets) if targets is not None else {p.target for p in config.probes}
+    groups: dict[tuple[str, int, str], list[TargetConfig]] = {}
+    for target in config.targets:
+        if target.name in wanted:
+            groups.setdefault((target.host, target.port, target.username), []).append(target)
+    names = [group[0].name for group in groups.values()]
+    metrics = ProbeMetrics(config, lock, mailboxes=names)
+    registry = Registry()
+    watchers: dict[str, MailboxWatcher] = {}
+    for group in groups.values():
+        first = group[0]
+        late = max((p.late_window for p in config.probes if p.target in {t.name for t in group}), default=3600.0)
+        tokens = TokenSource(first.oauth2) if first.oauth2 is not None else None
+        watcher = MailboxWatcher(first.name, first, key, registry, metrics, late_window=late,
+                                 sweep_interval=config.sweep_interval, tokens=tokens)  # fmt: skip
+        for target in group:
+            watchers[target.name] = watcher
+    senders = {r.name: Sender(r, TokenSource(r.oauth2) if r.oauth2 is not None else None) for r in config.routes}
+    runner = ProbeRunner(config, key=key, registry=registry, watchers=watchers, senders=senders,
+                         dkim=DkimChecker(config.dns), on_late=metrics.late_arrival)  # fmt: skip
+    registry.on_late = runner.late
+    return Parts(config, metrics, registry, watchers, runner)
+
+
+class ProbeService:
+    families = FAMILIES
+
+    def __init__(self, config: ProbesConfig, lock: threading.Lock, state_file: str | None) -> None:
+        self.config = config
+        self.parts = build_parts(config, lock)
+        self.metrics = self.parts.metrics
+        self.state_file = state_file
+        self._restored = state.load(state_file) if state_file else {}
+        self.metrics.restore(self._restored.get("probes") or {})
+
+    def collect(self) -> Iterable[Metric]:
+        return self.metrics.collect()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._restore_pending()
+        watcher_stop = asyncio.Event()
+        watchers = [asyncio.create_task(w.run(watcher_stop)) for w in self.parts.unique_watchers]
+        scheduler = AsyncIOScheduler()
+        for probe in self.config.probes:
+            delay = random.uniform(1.0, 1.0 + min(probe.jitter, 30.0))  # noqa: S311 - spreading starts, not crypto
+            first = datetime.now().astimezone() + timedelta(seconds=delay)
+            scheduler.add_job(
+                self._job, IntervalTrigger(seconds=probe.interval, jitter=probe.jitter or None), args=[probe.name],
+                id=probe.name, name=f"probe {probe.name}", max_instances=1, coalesce=True,
+                misfire_grace_time=max(1, int(probe.interval / 2)), next_run_time=first,
+            )  # fmt: skip
+        scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        scheduler.start()
+        log.info("probes scheduled", probes=len(self.config.probes), mailboxes=len(watchers))
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), EXPIRE_EVERY)
+                if self.parts.registry.expire():
+                    self._save()
+        finally:
+            scheduler.shutdown(wait=False)
+            watcher_stop.set()
+            _, running = await asyncio.wait(watchers, timeout=10) if watchers else (set(), set())
+            for task in running:
+                task.cancel()
+            self._save()
+
+    async def _job(self, name: str) -> None:
+        probe = next(p for p in self.config.probes if p.name == name)
+        try:
+            result = await self.parts.runner.run(probe)
+        except asyncio.CancelledError:
+            return  # shutting down: no outcome for this run
+        self.record(result)
+
+    def record(self, result: ProbeResult) -> None:
+        log_result(result)
+        self.metrics.record(result)
+        self._save()
+
+    def _skipped(self, event: Any) -> None:
+        self.metrics.skipped(str(event.job_id))
+
+    def _save(self) -> None:
+        if self.state_file:
+            state.save(self.state_file, self.metrics.dump(), self.parts.registry.snapshot())
+
+    def _restore_pending(self) -> None:
+        known = {p.name: p for p in self.config.probes}
+        for entry in state.pending_entries(self._restored):
+            probe = known.get(str(entry.get("probe")))
+            if probe is None or probe.target not in self.parts.watchers:
+                continue
+            watcher = self.parts.watchers[probe.target]
+            self.parts.registry.restore(entry["token"], probe.name, watcher.name, str(entry.get("kind", "imap")),
+                                        float(entry["accepted_at"]), probe.late_window)  # fmt: skip
+
+
+def make_probe_service(config: Any, lock: threading.Lock) -> ProbeService:
+    """Factory used by exporter.app (``config`` is the whole :class:`exporter.config.Config`)."""
+    probes: ProbesConfig = config.probes
+    return ProbeService(probes, lock, os.path.join(config.state_dir, "probes.json"))

@@ -1,0 +1,305 @@
+"""``mailpulse_probe_*``: every probe family declared once (``FAMILIES``) and the aggregator behind them.
+
+Labels come only from config names (``probe``, ``route``, ``target``) and fixed enums (stage, reason,
+folder, method, result, engine, protocol). Every (probe, stage, reason) pair and the usual result label
+sets are created with 0 at start, so ``increase()`` and ``absent()`` work right after a restart; the
+per-probe gauges (success, timestamps, consecutive failures) are restored from the state file.
+
+Writers (the probe runs, the mailbox watchers) take the shared lock; ``collect()`` runs with the lock
+already held by :class:`exporter.metrics.collector.MailpulseCollector`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels
+from probes.config import ProbeConfig, ProbesConfig
+from probes.errors import RECEIVE_REASONS, STAGE_REASONS
+from probes.outcome import FOLDERS, ProbeResult
+from probes.verdicts import METHODS, RESULTS, SPAM_ENGINES
+
+LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0,
+                   3600.0)  # fmt: skip
+SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TLS_VERSIONS = ("TLSv1.2", "TLSv1.3", "other")
+DKIM_OWN_RESULTS = ("pass", "fail", "none", "temperror", "permerror")
+CLEANUP_WHY = ("found", "late", "stale")
+P = ("probe",)
+
+INFO = Family(
+    "mailpulse_probe_info", "Always 1 for each configured probe; labels name its route (how it is sent), its "
+    "target (where it is looked for), the target kind (imap, autoresponder) and the mailbox provider.",
+    Kind.GAUGE, ("probe", "route", "target", "target_kind", "provider"),
+)  # fmt: skip
+RUNS = Family(
+    "mailpulse_probe_runs_total", "Probe runs that reached an outcome (delivered in time, lost, or failed at a "
+    "stage), counted when the outcome is known: at arrival, at the deadline, or at the failure. Runs skipped "
+    "because the previous one was still waiting are not counted here.", Kind.COUNTER, P,
+)  # fmt: skip
+FAILURES = Family(
+    "mailpulse_probe_failures_total", "Probe runs that did not deliver within the deadline, by stage (send: "
+    "the route's SMTP server; receive: the target's IMAP mailbox; deliver: accepted but not found, reason "
+    "lost; internal: a mailpulse bug) and bounded reason (dns, connect, tls, auth, credentials, rejected_4xx, "
+    "rejected_5xx, timeout, protocol, imap_*, lost, error). Every stage/reason pair exists from the start. "
+    "Failure ratio: rate(failures) / rate(runs).", Kind.COUNTER, ("probe", "stage", "reason"),
+)  # fmt: skip
+SUCCESS = Family(
+    "mailpulse_probe_success", "1 if the last run of this probe delivered the message within its deadline, in "
+    "any folder (see placements for Inbox vs Junk), else 0. Present from start: restored from the state "
+    "file, 0 if this probe never ran.", Kind.GAUGE, P,
+)  # fmt: skip
+LAST_RUN = Family(
+    "mailpulse_probe_last_run_timestamp_seconds", "When the last run of this probe reached its outcome (Unix "
+    "time); 0 if it never ran. Alert on time() minus this to catch a stalled scheduler.", Kind.GAUGE, P,
+)  # fmt: skip
+LAST_SUCCESS = Family(
+    "mailpulse_probe_last_success_timestamp_seconds", "When a run of this probe last delivered within its "
+    "deadline (Unix time); 0 if never.", Kind.GAUGE, P,
+)  # fmt: skip
+CONSECUTIVE = Family(
+    "mailpulse_probe_consecutive_failures", "Runs in a row of this probe that did not deliver within the "
+    "deadline; 0 after a success.", Kind.GAUGE, P,
+)  # fmt: skip
+LATENCY = Family(
+    "mailpulse_probe_delivery_latency_seconds", "Delivery latency: from the route's server accepting the "
+    "message (its 250 reply to DATA) to the message's arrival in the target mailbox (the earlier of "
+    "mailpulse seeing it and the end of its IMAP INTERNALDATE second). Includes late arrivals. For an "
+    "autoresponder target: until its reply arrived.", Kind.HISTOGRAM, P, buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+LAST_LATENCY = Family(
+    "mailpulse_probe_last_delivery_latency_seconds", "Delivery latency of the last delivered probe (see "
+    "mailpulse_probe_delivery_latency_seconds).", Kind.GAUGE, P,
+)  # fmt: skip
+SEND_DURATION = Family(
+    "mailpulse_probe_send_duration_seconds", "Time to hand a probe to the route's server: connect, TLS, "
+    "authentication, MAIL, RCPT and DATA up to the 250 reply; successful hand-offs only.",
+    Kind.HISTOGRAM, P, buckets=SEND_BUCKETS,
+)  # fmt: skip
+LATE = Family(
+    "mailpulse_probe_late_arrivals_total", "Probe messages that arrived after their deadline (so their run "
+    "counted as lost) but within the late window.", Kind.COUNTER, P,
+)  # fmt: skip
+PLACEMENTS = Family(
+    "mailpulse_probe_placements_total", "Delivered probes by the folder they were found in: inbox, junk (the "
+    "\\Junk special-use folder or the provider's spam folder) or other (another watched folder).",
+    Kind.COUNTER, ("probe", "folder"),
+)  # fmt: skip
+LAST_PLACEMENT = Family(
+    "mailpulse_probe_last_placement", "1 for the folder (inbox, junk, other) the last delivered probe was "
+    "found in, 0 for the others.", Kind.GAUGE, ("probe", "folder"),
+)  # fmt: skip
+AUTH_RESULTS = Family(
+    "mailpulse_probe_auth_results_total", "Authentication results the receiving side stated for delivered "
+    "probes, from its Authentication-Results header (or the autoresponder's report), by method (dkim, spf, "
+    "dmarc, arc, compauth) and result (pass, fail, softfail, neutral, none, temperror, permerror, policy, "
+    "bestguesspass, softpass, other). A method the receiver did not report is not counted.",
+    Kind.COUNTER, ("probe", "method", "result"),
+)  # fmt: skip
+LAST_AUTH = Family(
+    "mailpulse_probe_last_auth_result", "1 for the result each method had for the last delivered probe, 0 for "
+    "results seen before; alert on result!=\"pass\" == 1.", Kind.GAUGE, ("probe", "method", "result"),
+)  # fmt: skip
+DKIM_OWN = Family(
+    "mailpulse_probe_dkim_verify_total", "mailpulse's own DKIM verification of the received copy (keys from "
+    "the configured resolver): pass, fail (no signature verifies), none (unsigned), temperror (DNS timeout), "
+    "permerror (no key).", Kind.COUNTER, ("probe", "result"),
+)  # fmt: skip
+SPAM_SCORE = Family(
+    "mailpulse_probe_spam_score", "The receiver's spam score of the last delivered probe, by engine: rspamd "
+    "(X-Spamd-Result/X-Rspamd-Score), spamassassin (X-Spam-Status/X-Spam-Score), microsoft_scl (SCL -1..9). "
+    "Absent when the receiver states none.", Kind.GAUGE, ("probe", "engine"),
+)  # fmt: skip
+TLS_VERSION = Family(
+    "mailpulse_probe_tls_version_info", "1 for the TLS version (TLSv1.2, TLSv1.3, other) of the last "
+    "successful hand-off to the route's server.", Kind.GAUGE, ("probe", "protocol"),
+)  # fmt: skip
+SKIPPED = Family(
+    "mailpulse_probe_skipped_runs_total", "Scheduled runs that did not start because the previous run of the "
+    "same probe was still waiting for its message (deadline longer than the interval) or the scheduler "
+    "was too late.", Kind.COUNTER, P,
+)  # fmt: skip
+MAILBOX_UP = Family(
+    "mailpulse_probe_mailbox_up", "1 if the watcher of this target's mailbox has every watched folder open "
+    "(IMAP connected, logged in, selected), else 0. Targets sharing one login share one watcher, reported "
+    "under the first target's name.", Kind.GAUGE, ("target",),
+)  # fmt: skip
+MAILBOX_ERRORS = Family(
+    "mailpulse_probe_mailbox_errors_total", "Times the mailbox watcher lost or could not open a folder, by "
+    "bounded reason (imap_connect, imap_tls, imap_auth, imap_timeout, imap_folder, imap_protocol, ...).",
+    Kind.COUNTER, ("target", "reason"),
+)  # fmt: skip
+CLEANUP = Family(
+    "mailpulse_probe_cleanup_deleted_total", "Probe messages removed from a target mailbox (by UID; moved to "
+    "Trash where the provider needs it): found (a run's message), late (arrived after its deadline), stale "
+    "(our own, HMAC-checked, older than the late window, removed by the sweep).",
+    Kind.COUNTER, ("target", "reason"),
+)  # fmt: skip
+CLEANUP_FAILURES = Family(
+    "mailpulse_probe_cleanup_failures_total", "Failed attempts to remove probe messages from a target "
+    "mailbox; the sweep retries them later.", Kind.COUNTER, ("target",),
+)  # fmt: skip
+
+FAMILIES = (INFO, RUNS, FAILURES, SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE, LATENCY, LAST_LATENCY,
+            SEND_DURATION, LATE, PLACEMENTS, LAST_PLACEMENT, AUTH_RESULTS, LAST_AUTH, DKIM_OWN, SPAM_SCORE,
+            TLS_VERSION, SKIPPED, MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES)  # fmt: skip
+
+PRECREATED_AUTH = (("dkim", "pass"), ("dkim", "fail"), ("spf", "pass"), ("spf", "fail"), ("dmarc", "pass"),
+                   ("dmarc", "fail"))  # fmt: skip
+_STATE_KEYS = ("success", "last_run", "last_success", "consecutive_failures")
+
+
+class ProbeMetrics:
+    families = FAMILIES
+
+    def __init__(self, config: ProbesConfig, lock: threading.Lock | None = None, mailboxes: Sequence[str] = (),
+                 now: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.lock = lock or threading.Lock()
+        self._now = now
+        self.counters: dict[Family, dict[Labels, float]] = {f: {} for f in FAMILIES if f.kind is not Kind.HISTOGRAM}
+        self.latency = HistogramVec(LATENCY_BUCKETS)
+        self.send = HistogramVec(SEND_BUCKETS)
+        self.mailboxes = tuple(mailboxes)
+        self._init(config.probes, config)
+
+    def _init(self, probes: Sequence[ProbeConfig], config: ProbesConfig) -> None:
+        c = self.counters
+        for p in probes:
+            target = config.target(p.target)
+            c[INFO][(p.name, p.route, p.target, target.kind, target.provider)] = 1.0
+            key = (p.name,)
+            for fam in (RUNS, LATE, SKIPPED, SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE):
+                c[fam][key] = 0.0
+            for stage, reasons in STAGE_REASONS.items():
+                for reason in reasons:
+                    c[FAILURES][(p.name, stage, reason)] = 0.0
+            for folder in FOLDERS:
+                c[PLACEMENTS][(p.name, folder)] = 0.0
+            for method, result in PRECREATED_AUTH:
+                c[AUTH_RESULTS][(p.name, method, result)] = 0.0
+            for result in DKIM_OWN_RESULTS:
+                c[DKIM_OWN][(p.name, result)] = 0.0
+            self.latency.setdefault(key, Histogram(LATENCY_BUCKETS))
+            self.send.setdefault(key, Histogram(SEND_BUCKETS))
+        for name in self.mailboxes:
+            c[MAILBOX_UP][(name,)] = 0.0
+            c[CLEANUP_FAILURES][(name,)] = 0.0
+            for why in CLEANUP_WHY:
+                c[CLEANUP][(name, why)] = 0.0
+            for reason in RECEIVE_REASONS:
+                c[MAILBOX_ERRORS][(name, reason)] = 0.0
+
+    # -- updates (take the lock) --------------------------------------------------------------------------
+    def record(self, result: ProbeResult) -> None:
+        with self.lock:
+            self._record(result)
+
+    def _record(self, r: ProbeResult) -> None:
+        c, key, now = self.counters, (r.probe,), r.finished_at or self._now()
+        _inc(c[RUNS], key)
+        c[LAST_RUN][key] = now
+        if r.delivered:
+            c[SUCCESS][key] = 1.0
+            c[LAST_SUCCESS][key] = now
+            c[CONSECUTIVE][key] = 0.0
+        else:
+            c[SUCCESS][key] = 0.0
+            _inc(c[CONSECUTIVE], key)
+            stage, reason = r.stage or "internal", r.reason or "error"
+            if reason not in STAGE_REASONS.get(stage, ()):
+                stage, reason = "internal", "error"
+            _inc(c[FAILURES], (r.probe, stage, reason))
+        if r.send_seconds is not None and r.accepted_at is not None:
+            self.send.observe(key, r.send_seconds)
+        if r.tls_version is not None:
+            version = r.tls_version if r.tls_version in TLS_VERSIONS else "other"
+            for v in TLS_VERSIONS:
+                c[TLS_VERSION][(r.probe, v)] = 1.0 if v == version else 0.0
+        if r.delivered:
+            self._arrival(r)
+
+    def _arrival(self, r: ProbeResult) -> None:
+        """What a delivered (or late) probe tells: latency, folder, verdicts."""
+        c, key = self.counters, (r.probe,)
+        if r.latency_seconds is not None:
+            self.latency.observe(key, r.latency_seconds)
+            c[LAST_LATENCY][key] = r.latency_seconds
+        if r.folder in FOLDERS:
+            _inc(c[PLACEMENTS], (r.probe, r.folder))
+            for folder in FOLDERS:
+                c[LAST_PLACEMENT][(r.probe, folder)] = 1.0 if folder == r.folder else 0.0
+        for method, stated in r.auth.items():
+            if method not in METHODS:
+                continue
+            result = stated if stated in RESULTS else "other"
+            _inc(c[AUTH_RESULTS], (r.probe, method, result))
+            for labels in [k for k in c[LAST_AUTH] if k[0] == r.probe and k[1] == method]:
+                c[LAST_AUTH][labels] = 0.0
+            c[LAST_AUTH][(r.probe, method, result)] = 1.0
+        if r.dkim_own in DKIM_OWN_RESULTS:
+            _inc(c[DKIM_OWN], (r.probe, r.dkim_own or ""))
+        for labels in [k for k in c[SPAM_SCORE] if k[0] == r.probe]:
+            del c[SPAM_SCORE][labels]  # a score from another engine would be stale now
+        if r.spam_score is not None and r.spam_engine in SPAM_ENGINES:
+            c[SPAM_SCORE][(r.probe, r.spam_engine or "")] = r.spam_score
+
+    def late_arrival(self, result: ProbeResult) -> None:
+        """A lost probe showed up within the late window: count it and its verdicts, not a run."""
+        with self.lock:
+            _inc(self.counters[LATE], (result.probe,))
+            self._arrival(result)
+
+    def skipped(self, probe: str) -> None:
+        with self.lock:
+            _inc(self.counters[SKIPPED], (probe,))
+
+    def mailbox_state(self, mailbox: str, up: bool, reason: str | None) -> None:
+        with self.lock:
+            self.counters[MAILBOX_UP][(mailbox,)] = 1.0 if up else 0.0
+            if not up and reason is not None:
+                _inc(self.counters[MAILBOX_ERRORS], (mailbox, reason))
+
+    def cleaned(self, mailbox: str, why: str, count: int) -> None:
+        with self.lock:
+            _inc(self.counters[CLEANUP], (mailbox, why), count)
+
+    def cleanup_failed(self, mailbox: str) -> None:
+        with self.lock:
+            _inc(self.counters[CLEANUP_FAILURES], (mailbox,))
+
+    # -- persistence of the per-probe gauges --------------------------------------------------------------
+    def dump(self) -> dict[str, dict[str, float]]:
+        with self.lock:
+            fams = (SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE)
+            return {key[0]: {k: self.counters[f].get(key, 0.0) for k, f in zip(_STATE_KEYS, fams, strict=True)}
+                    for key in self.counters[RUNS]}  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self.lock:
+            for probe, values in state.items():
+                key = (probe,)
+                if key not in self.counters[RUNS] or not isinstance(values, dict):
+                    continue  # a probe removed from the config
+                for name, fam in zip(_STATE_KEYS, (SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE), strict=True):
+                    value = values.get(name)
+                    if isinstance(value, int | float):
+                        self.counters[fam][key] = float(value)
+
+    # -- scrape (lock held by the caller) -----------------------------------------------------------------
+    def collect(self) -> Iterator[Metric]:
+        for fam in FAMILIES:
+            if fam is LATENCY:
+                yield fam.from_histograms(self.latency.snapshot())
+            elif fam is SEND_DURATION:
+                yield fam.from_histograms(self.send.snapshot())
+            else:
+                yield fam.from_values(dict(self.counters[fam]))
+
+
+def _inc(store: dict[Labels, float], key: Labels, n: float = 1.0) -> None:
+    store[key] = store.get(key, 0.0) + n
