@@ -121,10 +121,14 @@ class HistogramVec(dict[Labels, Histogram]):
         self.bounds = tuple(bounds)
 
     def observe(self, labels: Labels, value: float) -> None:
+        self.histogram(labels).observe(value)
+
+    def histogram(self, labels: Labels) -> Histogram:
+        """The histogram of a label set, created on first use (hot paths keep the object)."""
         hist = self.get(labels)
         if hist is None:
             hist = self[labels] = Histogram(self.bounds)
-        hist.observe(value)
+        return hist
 
     def snapshot(self) -> dict[Labels, Histogram]:
         return {k: v.copy() for k, v in self.items()}

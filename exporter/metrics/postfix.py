@@ -10,12 +10,13 @@ Two sets of names:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, HistogramVec, Kind, Labels, exponential
+from exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels, exponential
 from parsers.postfix import events as ev
 from parsers.postfix.vocab import REJECT_ACTIONS
 from parsers.results import Unparsed
@@ -255,6 +256,14 @@ class PostfixAggregator:
         self._delay = h[DELIVERY_DELAY.name]
         self._smtp_delay = h[SMTP_DELAY.name]
         self._lmtp_delay = h[LMTP_DELAY.name]
+        self._anvil_v = v[ANVIL.name]
+        self._size_h = self._size.histogram(())
+        self._rcpts_h = self._rcpts.histogram(())
+        self._delay_hists: dict[str, tuple[Histogram, ...]] = {}
+        self._kumina_hists = {
+            "smtp": tuple(self._smtp_delay.histogram((stage,)) for stage in DELAY_STAGES),
+            "lmtp": tuple(self._lmtp_delay.histogram((stage,)) for stage in DELAY_STAGES),
+        }
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         """Event type → the method that counts it (the pipeline dispatches on ``type(event)``)."""
@@ -334,8 +343,13 @@ class PostfixAggregator:
         d[()] = d.get((), 0) + 1
 
     def _active(self, e: ev.QueueActive) -> None:
-        self._size.observe((), e.size)
-        self._rcpts.observe((), e.nrcpt)
+        # the two unlabelled histograms, observed inline (one line in ten is a qmgr "queue active")
+        h, v = self._size_h, e.size
+        h.counts[bisect_left(h.bounds, v)] += 1
+        h.sum += v
+        h, v = self._rcpts_h, e.nrcpt
+        h.counts[bisect_left(h.bounds, v)] += 1
+        h.sum += v
 
     def _removed(self, e: ev.QueueRemoved) -> None:
         d = self._removed_c
@@ -363,15 +377,22 @@ class PostfixAggregator:
             self._inc(DELIVERY_TLS, (agent, e.tls))
         if status in {"sent", "bounced"}:
             # final outcomes only: a deferred retry's delay is not a delivery delay (kumina's bug)
-            self._delay.observe((agent, "total"), e.delay)
-            delays = e.delays
-            if delays is None:
-                return
-            kumina = self._smtp_delay if agent == "smtp" else self._lmtp_delay if agent == "lmtp" else None
-            for stage, value in zip(DELAY_STAGES, delays, strict=True):
-                self._delay.observe((agent, stage), value)
-                if kumina is not None:
-                    kumina.observe((stage,), value)
+            hists = self._delay_hists.get(agent) or self._delay_hists_for(agent)
+            values = (e.delay, *e.delays) if e.delays is not None else (e.delay,)
+            for h, value in zip(hists, values, strict=False):
+                h.counts[bisect_left(h.bounds, value)] += 1
+                h.sum += value
+            kumina = self._kumina_hists.get(agent)
+            if kumina is not None and e.delays is not None:
+                for h, value in zip(kumina, e.delays, strict=True):
+                    h.counts[bisect_left(h.bounds, value)] += 1
+                    h.sum += value
+
+    def _delay_hists_for(self, agent: str) -> tuple[Histogram, ...]:
+        """The five delay histograms of an agent (total, then the four stages), created once."""
+        hists = tuple(self._delay.histogram((agent, stage)) for stage in ("total", *DELAY_STAGES))
+        self._delay_hists[agent] = hists
+        return hists
 
     def _log_message(self, e: ev.LogMessage) -> None:
         d, key = self._log, (e.daemon, e.level, e.kind)
