@@ -257,6 +257,7 @@ class PostfixAggregator:
         self._smtp_delay = h[SMTP_DELAY.name]
         self._lmtp_delay = h[LMTP_DELAY.name]
         self._anvil_v = v[ANVIL.name]
+        self._table: dict[type, Callable[[Any], None]] | None = None
         self._size_h = self._size.histogram(())
         self._rcpts_h = self._rcpts.histogram(())
         self._delay_hists: dict[str, tuple[Histogram, ...]] = {}
@@ -296,7 +297,9 @@ class PostfixAggregator:
 
     def handle(self, event: object) -> None:
         """Count one event (convenience for tests; the pipeline uses :meth:`handlers`)."""
-        handler = self.handlers().get(type(event))
+        if self._table is None:
+            self._table = self.handlers()
+        handler = self._table.get(type(event))
         if handler is not None:
             handler(event)
 

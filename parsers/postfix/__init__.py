@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from parsers.postfix.common import Handler
+from parsers.postfix.common import Handler, level_message
 from parsers.postfix.delivery import DeliveryParser
 from parsers.postfix.events import PostfixEvent
 from parsers.postfix.others import (
@@ -44,6 +44,7 @@ ParseResult = PostfixEvent | Unparsed | Foreign
 _LEVEL_NAMES = frozenset({"warning", "error", "fatal", "panic"})
 _LEVEL_INITIALS = frozenset("wefp")
 _UNSEEN: Any = object()
+_Entry = tuple[str, str, Handler, Handler]  # service, daemon, handler, level handler
 
 
 def _common_literal_prefix(patterns: Iterable[str]) -> str | None:
@@ -78,7 +79,7 @@ class PostfixParser:
             cfg.relay_classes,
         )
         smtpd = SmtpdParser(classify_reject)
-        self._programs: dict[str, tuple[str, str, Handler] | None] = {}
+        self._programs: dict[str, _Entry | None] = {}
         # If every instance name starts with the same letters ("postfix" for postfix and postfix-*), a
         # line whose tag starts otherwise is foreign without further work: half of a typical mail.log.
         self._prefix = _common_literal_prefix(cfg.instances)
@@ -109,7 +110,8 @@ class PostfixParser:
             "scache": parse_statistics,
             "verify": parse_statistics,
         }
-        self._handlers = self.handlers
+        # warning/error/fatal/panic lines: a generic LogMessage unless a daemon has more to say
+        self.level_handlers: dict[str, Handler] = {"smtpd": smtpd.warning}
 
     def parse_line(self, line: str) -> ParseResult:
         """Parse one log line (with its syslog prefix).
@@ -133,33 +135,24 @@ class PostfixParser:
         else:
             return self._slow(line)
         name, bracket, pid = tag.partition("[")
-        entry: tuple[str, str, Handler] | None = self._programs.get(name, _UNSEEN)
+        entry: _Entry | None = self._programs.get(name, _UNSEEN)
         if entry is _UNSEEN:
             entry = self._resolve(name)
         if entry is None:
             return FOREIGN
         if bracket and not (pid[-1:] == "]" and pid[:-1].isdigit()):
             return Unparsed(ts, "unknown", "info", line)  # a Postfix tag with a broken pid
-        # inlined _run(): one call less per line
-        service, daemon, handler = entry
-        level = "info"
-        if message[:1] in _LEVEL_INITIALS:
-            head, sep, tail = message.partition(": ")
-            if sep and head in _LEVEL_NAMES:
-                level, message = head, tail
-        try:
-            event = handler(ts, service, daemon, level, message)
-        except (ValueError, IndexError, TypeError):  # a rule tripped on a damaged line: still not a crash
-            event = None
-        if event is None:
-            return Unparsed(ts, daemon, level, message)
-        return event
+        return self._run(ts, entry, message)
 
     __call__ = parse_line
 
-    def _resolve(self, name: str) -> tuple[str, str, Handler] | None:
+    def _resolve(self, name: str) -> _Entry | None:
         prog = self.programs.lookup(name)
-        entry = None if prog is None else (prog.service, prog.daemon, self.handlers.get(prog.daemon, parse_quiet))
+        entry = None
+        if prog is not None:
+            daemon = prog.daemon
+            handler = self.handlers.get(daemon, parse_quiet)
+            entry = (prog.service, daemon, handler, self.level_handlers.get(daemon, level_message))
         if len(self._programs) < 4096:  # tag names are few; a flood of odd ones must not grow memory
             self._programs[name] = entry
         return entry
@@ -187,14 +180,16 @@ class PostfixParser:
         return self._run(ts, entry, message)
 
     @staticmethod
-    def _run(ts: str, entry: tuple[str, str, Handler], message: str) -> ParseResult:
-        service, daemon, handler = entry
+    def _run(ts: str, entry: _Entry, message: str) -> ParseResult:
+        """Route a message to its daemon's handler, or to its level handler for warning/error/fatal/panic."""
+        service, daemon, handler, level_handler = entry
         level = "info"
-        if message[:1] in _LEVEL_INITIALS:
-            head, sep, tail = message.partition(": ")
-            if sep and head in _LEVEL_NAMES:
-                level, message = head, tail
         try:
+            if message[:1] in _LEVEL_INITIALS:
+                head, sep, tail = message.partition(": ")
+                if sep and head in _LEVEL_NAMES:
+                    level, message = head, tail
+                    return level_handler(ts, service, daemon, level, message) or Unparsed(ts, daemon, level, message)
             event = handler(ts, service, daemon, level, message)
         except (ValueError, IndexError, TypeError):  # a rule tripped on a damaged line: still not a crash
             event = None

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 
-from parsers.postfix.common import is_queue_id, level_message, parse_access_action, parse_tls
+from parsers.postfix.common import is_queue_id, parse_access_action, parse_tls
 from parsers.postfix.events import ConnectFailure, Delivery, LogMessage, PostfixEvent, RemoteReply, TlsFailure
 from parsers.postfix.vocab import ACTIONS, DELIVERY_STATUSES, TLS_LEVELS, bounded
 
@@ -48,8 +48,6 @@ class DeliveryParser:
         self._relay_cache: dict[str, str] = {}
 
     def __call__(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-        if level != "info":
-            return level_message(ts, service, daemon, level, msg)
         head, sep, rest = msg.partition(": ")
         if sep and is_queue_id(head):
             if rest[:3] == "to=":

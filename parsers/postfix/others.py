@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from parsers.postfix.common import level_message, parse_access_action, parse_tls
+from parsers.postfix.common import parse_access_action, parse_tls
 from parsers.postfix.events import (
     AnvilStatistic,
     DnsblHit,
@@ -70,8 +70,6 @@ class PostscreenParser:
         self._classify = classify_reject
 
     def __call__(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-        if level != "info":
-            return level_message(ts, service, daemon, level, msg)
         word, _, rest = msg.partition(" ")
         action = POSTSCREEN_WORDS.get(word)
         if action is not None:
@@ -97,8 +95,6 @@ class PostscreenParser:
 
 
 def parse_anvil(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-    if level != "info":
-        return level_message(ts, service, daemon, level, msg)
     # statistics: max connection rate 1/60s for (smtp:1.2.3.4) at Jan 27 06:50:01
     # statistics: max cache size 1 at Oct 26 18:13:50
     if msg[:16] != "statistics: max ":
@@ -114,8 +110,6 @@ def parse_anvil(ts: str, service: str, daemon: str, level: str, msg: str) -> Pos
 
 
 def parse_dnsblog(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-    if level != "info":
-        return level_message(ts, service, daemon, level, msg)
     # addr 1.2.3.4 listed by domain zen.spamhaus.org as 127.0.0.4
     words = msg.split(" ", 6)
     if len(words) == 7 and words[0] == "addr" and words[2] == "listed" and words[4] == "domain":
@@ -124,8 +118,6 @@ def parse_dnsblog(ts: str, service: str, daemon: str, level: str, msg: str) -> P
 
 
 def parse_tlsproxy(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-    if level != "info":
-        return level_message(ts, service, daemon, level, msg)
     if msg.startswith(("CONNECT from ", "DISCONNECT ")):
         return LogMessage(ts, service, daemon, "info", "connection")
     return parse_tls(ts, service, daemon, msg)
@@ -133,8 +125,6 @@ def parse_tlsproxy(ts: str, service: str, daemon: str, level: str, msg: str) -> 
 
 def _lifecycle(table: tuple[tuple[str, str], ...]) -> Callable[[str, str, str, str, str], PostfixEvent | None]:
     def parse(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-        if level != "info":
-            return level_message(ts, service, daemon, level, msg)
         for prefix, event in table:
             if msg.startswith(prefix):
                 return Lifecycle(ts, service, daemon, event)
@@ -149,8 +139,6 @@ parse_postfix_script = _lifecycle(SCRIPT_EVENTS)
 
 def parse_statistics(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
     """scache and verify: periodic statistics and cache cleanups."""
-    if level != "info":
-        return level_message(ts, service, daemon, level, msg)
     if msg.startswith("statistics: ") or (msg.startswith("cache ") and " cleanup: retained=" in msg):
         return LogMessage(ts, service, daemon, "info", "statistics")
     return None
@@ -158,8 +146,6 @@ def parse_statistics(ts: str, service: str, daemon: str, level: str, msg: str) -
 
 def parse_quiet(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
     """Daemons that only log warnings and errors (trivial-rewrite, proxymap, tlsmgr, sendmail, ...)."""
-    if level != "info":
-        return level_message(ts, service, daemon, level, msg)
     if msg.startswith(CONFIG_NOTICES):
         return LogMessage(ts, service, daemon, "info", "config")
     return None

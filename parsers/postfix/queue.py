@@ -47,8 +47,6 @@ class CleanupParser:
         self._classify = classify_reject
 
     def __call__(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-        if level != "info":
-            return level_message(ts, service, daemon, level, msg)
         head, sep, rest = msg.partition(": ")
         if not sep or not is_queue_id(head):
             return None
@@ -69,8 +67,6 @@ class QmgrParser:
         self._delivery = delivery
 
     def __call__(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-        if level != "info":
-            return level_message(ts, service, daemon, level, msg)
         head, sep, rest = msg.partition(": ")
         if not sep or not is_queue_id(head):
             return None
@@ -97,8 +93,6 @@ class QmgrParser:
 
 
 def parse_pickup(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-    if level != "info":
-        return level_message(ts, service, daemon, level, msg)
     # 08ACF1541B01: uid=0 from=<root>
     head, sep, rest = msg.partition(": ")
     if sep and is_queue_id(head) and rest.startswith("uid="):
@@ -107,8 +101,6 @@ def parse_pickup(ts: str, service: str, daemon: str, level: str, msg: str) -> Po
 
 
 def parse_bounce(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-    if level != "info":
-        return level_message(ts, service, daemon, level, msg)
     head, sep, rest = msg.partition(": ")
     if not sep or not is_queue_id(head):
         return None
@@ -119,8 +111,6 @@ def parse_bounce(ts: str, service: str, daemon: str, level: str, msg: str) -> Po
 
 
 def parse_postsuper(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-    if level != "info":
-        return level_message(ts, service, daemon, level, msg)
     head, sep, rest = msg.partition(": ")
     if not sep:
         return None

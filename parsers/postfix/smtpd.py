@@ -57,8 +57,6 @@ class SmtpdParser:
         self._classify = classify_reject
 
     def __call__(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
-        if level != "info":
-            return self._warning(ts, service, daemon, level, msg)
         # the two commonest lines first, recognised by a slice compare (cheapest test in CPython 3.11)
         head = msg[:8]
         if head == "connect ":
@@ -107,7 +105,8 @@ class SmtpdParser:
             return LogMessage(ts, service, daemon, "info", "protocol")
         return None
 
-    def _warning(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent:
+    def warning(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent:
+        """warning/error/fatal/panic lines: SASL failures get their own event."""
         if level == "warning":
             m = SASL_FAIL_RE.match(msg)
             if m is not None:
