@@ -209,6 +209,9 @@ class ImapSession:
             await asyncio.wait_for(idle_task, self.timeout)
         except (TimeoutError, OSError, aioimaplib.AioImapException) as exc:
             raise _translate(exc, "DONE") from exc
+        queue = client.protocol.idle_queue
+        while not queue.empty():  # pushes that came after we stopped listening: the next scan sees them anyway
+            queue.get_nowait()
         return any(w in line for line in lines for w in (b"EXISTS", b"RECENT", b"FETCH", b"EXPUNGE"))
 
     async def close(self) -> None:
