@@ -47,7 +47,8 @@ REPORT_BYTES = 65536  # how much of an unmatched message's text is searched for 
 
 
 class WatchEvents(Protocol):
-    def mailbox_state(self, mailbox: str, up: bool, reason: str | None) -> None: ...
+    def mailbox_state(self, mailbox: str, up: bool) -> None: ...
+    def mailbox_error(self, mailbox: str, reason: str) -> None: ...
     def cleaned(self, mailbox: str, why: str, count: int) -> None: ...
     def cleanup_failed(self, mailbox: str) -> None: ...
 
@@ -56,7 +57,7 @@ class _FolderState:
     def __init__(self, spec: str) -> None:
         self.spec = spec  # as configured: "INBOX", "\\Junk", "Archive"
         self.up = False
-        self.attempted = False
+        self.attempts = 0  # finished connection attempts (or losses): wait_ready waits for a fresh one
         self.error: ReceiveError | None = None
         self.wake = asyncio.Event()
         self.retry = asyncio.Event()
@@ -80,7 +81,7 @@ class MailboxWatcher:
         self._now = now
         self._folders = [_FolderState(spec) for spec in dict.fromkeys(target.folders)]
         self._changed = asyncio.Event()
-        self._reported: tuple[bool, str | None] | None = None
+        self._reported: bool | None = None
 
     # -- state seen by the probe runs ---------------------------------------------------------------------
     @property
@@ -92,29 +93,35 @@ class MailboxWatcher:
         return next((f.error for f in self._folders if not f.up and f.error is not None), None)
 
     async def wait_ready(self, timeout: float) -> None:
-        """Return when every folder is connected; raise the first folder's error if one is down."""
+        """Return when every folder is connected. A folder that is down gets a fresh attempt right away
+        (its reconnect backoff is cut short); if that attempt fails too, its error is raised."""
+        marks = {id(f): f.attempts for f in self._folders}
         for f in self._folders:
             if not f.up:
-                f.retry.set()  # cut a reconnect backoff short: someone needs the mailbox now
+                f.retry.set()
         try:
             async with asyncio.timeout(timeout):
                 while True:
                     if self.up:
                         return
-                    if all(f.attempted for f in self._folders) and self.error is not None:
-                        raise self.error
+                    down = [f for f in self._folders if not f.up]
+                    if all(f.attempts > marks[id(f)] for f in down):
+                        error = next((f.error for f in down if f.error is not None), None)
+                        raise error or ReceiveError(f"mailbox {self.name} is down", reason="imap_protocol")
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:
             raise ImapTimeout(f"mailbox {self.name} not ready within {timeout:g}s") from None
 
     def _set(self, f: _FolderState, up: bool, error: ReceiveError | None) -> None:
-        f.up, f.error, f.attempted = up, error, True
+        f.up, f.error = up, error
+        f.attempts += 1
         self._changed.set()
-        state = (self.up, None if self.up else (self.error.reason if self.error else None))
-        if state != self._reported:
-            self._reported = state
-            self.events.mailbox_state(self.name, *state)
+        if error is not None:
+            self.events.mailbox_error(self.name, error.reason)  # every failed attempt, not just changes
+        if self.up != self._reported:
+            self._reported = self.up
+            self.events.mailbox_state(self.name, self.up)
 
     # -- running ------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -137,6 +144,7 @@ class MailboxWatcher:
         backoff = 1.0
         ctx = imap_context(self.target)
         while not stop.is_set():
+            f.retry.clear()  # a retry asked for from here on makes the backoff below end at once
             session = ImapSession(self.target, ctx, self.tokens)
             try:
                 await session.open()
@@ -153,7 +161,6 @@ class MailboxWatcher:
                 await session.close()
             if stop.is_set():
                 break
-            f.retry.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(f.retry.wait(), backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)

@@ -130,8 +130,9 @@ MAILBOX_UP = Family(
     "under the first target's name.", Kind.GAUGE, ("target",),
 )  # fmt: skip
 MAILBOX_ERRORS = Family(
-    "mailpulse_probe_mailbox_errors_total", "Times the mailbox watcher lost or could not open a folder, by "
-    "bounded reason (imap_connect, imap_tls, imap_auth, imap_timeout, imap_folder, imap_protocol, ...).",
+    "mailpulse_probe_mailbox_errors_total", "Times the mailbox watcher lost a watched folder or failed to "
+    "(re)open one (each reconnect attempt counts), by bounded reason (imap_connect, imap_tls, imap_auth, "
+    "imap_timeout, imap_folder, imap_protocol, ...).",
     Kind.COUNTER, ("target", "reason"),
 )  # fmt: skip
 CLEANUP = Family(
@@ -258,11 +259,13 @@ class ProbeMetrics:
         with self.lock:
             _inc(self.counters[SKIPPED], (probe,))
 
-    def mailbox_state(self, mailbox: str, up: bool, reason: str | None) -> None:
+    def mailbox_state(self, mailbox: str, up: bool) -> None:
         with self.lock:
             self.counters[MAILBOX_UP][(mailbox,)] = 1.0 if up else 0.0
-            if not up and reason is not None:
-                _inc(self.counters[MAILBOX_ERRORS], (mailbox, reason))
+
+    def mailbox_error(self, mailbox: str, reason: str) -> None:
+        with self.lock:
+            _inc(self.counters[MAILBOX_ERRORS], (mailbox, reason if reason in RECEIVE_REASONS else "imap_protocol"))
 
     def cleaned(self, mailbox: str, why: str, count: int) -> None:
         with self.lock:
