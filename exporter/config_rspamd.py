@@ -1,10 +1,27 @@
-"""The ``rspamd:`` section of the config: which label values the rspamd metrics may carry."""
+"""The ``rspamd:`` section of the config: which label values the rspamd metrics may carry.
+
+Every key is optional::
+
+    rspamd:
+      signing_domains: [example.test]         # DKIM signing domains with their own label; others are "other"
+      symbols: [BAYES_SPAM, RBL_SPAMHAUS_SBL]  # symbols with their own hit counter (an allowlist)
+      antivirus: {CLAM_VIRUS: clamav}          # antivirus symbol → scanner label (default: rspamd's scanners)
+      forced_modules: [my_prefilter]           # extra modules that get their own forced_by label
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from exporter.configtools import Node
+from parsers.rspamd.vocab import ANTIVIRUS_SYMBOLS, FORCED_MODULES, module_key
+
+# rspamd symbol names: letters, digits, "_" (Lua plugins may use lower case, "." and "-" too)
+SYMBOL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$")
+LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+MAX_SYMBOLS = 200  # each symbol is a series and a substring search per scan
 
 
 @dataclass(frozen=True)
@@ -13,10 +30,32 @@ class RspamdConfig:
     signing_domains: tuple[str, ...] = ()
     # Symbols with their own hit counter (an allowlist: rspamd has ~550 symbols).
     symbols: tuple[str, ...] = ()
+    # Antivirus symbol → scanner label. A scan with the symbol is a detection, with "<symbol>_FAIL" a failure.
+    antivirus: tuple[tuple[str, str], ...] = tuple(ANTIVIRUS_SYMBOLS.items())
+    # Modules (besides rspamd's own, vocab.FORCED_MODULES) that keep their name in the forced_by label.
+    forced_modules: tuple[str, ...] = ()
+
+    def forced_labels(self) -> frozenset[str]:
+        return FORCED_MODULES | {module_key(m) for m in self.forced_modules}
 
 
 def parse_rspamd(node: Node) -> RspamdConfig:
+    domains = tuple(dict.fromkeys(d.lower().rstrip(".") for d in node.str_list("signing_domains", pattern=DOMAIN_RE)))
+    symbols = tuple(dict.fromkeys(node.str_list("symbols", pattern=SYMBOL_RE)))
+    if len(symbols) > MAX_SYMBOLS:
+        node.problem(f"at most {MAX_SYMBOLS} symbols (got {len(symbols)})", "symbols")
+    antivirus: dict[str, str] = dict(ANTIVIRUS_SYMBOLS)
+    if node.has("antivirus"):
+        antivirus = node.str_map("antivirus")
+        for symbol, scanner in antivirus.items():
+            if not SYMBOL_RE.match(symbol):
+                node.problem(f"{symbol!r} is not a symbol name", f"antivirus.{symbol}")
+            if not LABEL_RE.match(scanner):
+                node.problem(f"{scanner!r} does not match {LABEL_RE.pattern}", f"antivirus.{symbol}")
+    modules = tuple(node.str_list("forced_modules", pattern=re.compile(r"^[A-Za-z0-9_. -]{1,63}$")))
     return RspamdConfig(
-        signing_domains=tuple(d.lower() for d in node.str_list("signing_domains")),
-        symbols=tuple(node.str_list("symbols")),
+        signing_domains=domains,
+        symbols=symbols,
+        antivirus=tuple(antivirus.items()),
+        forced_modules=modules,
     )

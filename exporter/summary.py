@@ -15,6 +15,8 @@ from exporter.metrics.sources import SourcesAggregator
 from parsers.postfix import events as ev
 from parsers.postfix.vocab import REJECT_ACTIONS
 from parsers.results import Unparsed
+from parsers.rspamd.events import RspamdError, RspamdRepeated, RspamdScan
+from parsers.rspamd.vocab import scan_label
 
 
 def hour_of(ts: str) -> str:
@@ -41,6 +43,7 @@ class SummaryAggregator:
         self.problems: Counter[tuple[str, str, str]] = Counter()
         self.unparsed: Counter[str] = Counter()
         self.rspamd_actions: Counter[str] = Counter()
+        self.rspamd_errors: Counter[str] = Counter()
 
     def handler(self, fmt: str) -> Callable[[object], None]:
         return self._postfix if fmt == "postfix" else self._rspamd
@@ -111,9 +114,12 @@ class SummaryAggregator:
             self.blocklisted[e.blocklist] += 1
 
     def _rspamd(self, e: object) -> None:
-        action = getattr(e, "action", None)
-        if isinstance(action, str):
-            self.rspamd_actions[action] += 1
+        if isinstance(e, RspamdScan):
+            self.rspamd_actions[scan_label(e.action, e.forced_by)] += 1
+        elif isinstance(e, RspamdError):
+            self.rspamd_errors[e.error_class] += 1
+        elif isinstance(e, RspamdRepeated) and isinstance(e.previous, RspamdError):
+            self.rspamd_errors[e.previous.error_class] += e.count  # lines rspamd collapsed
 
     # -- the report ------------------------------------------------------------------------------------
     def report(self, sources: SourcesAggregator) -> str:
@@ -152,6 +158,7 @@ class SummaryAggregator:
         self._table(w, "Warnings, errors, fatal and panic by daemon and kind",
                     {" / ".join(k): v for k, v in self.problems.items()})  # fmt: skip
         self._table(w, "rspamd actions", self.rspamd_actions)
+        self._table(w, "rspamd errors by class", self.rspamd_errors)
         w("\nLines\n-----\n")
         for s in sources.sources.values():
             total = s.parsed + s.unparsed + s.foreign

@@ -1,29 +1,442 @@
-"""rspamd metrics (placeholder: the rspamd work replaces this module)."""
+"""rspamd log metrics: the families and the aggregator that turns rspamd events into numbers.
+
+Every name starts with ``mailpulse_rspamd_`` so it never collides with rspamd's own ``rspamd_*`` metrics,
+which sites often scrape as well. Labels are fixed enums (parsers.rspamd.vocab) or names from the
+``rspamd:`` config section; anything else is "other".
+
+The verdict line is the source of everything per message (it is logged at notice level, so it survives
+``level = "notice"``); the side lines (errors, lifecycle, greylisting, ratelimits, learns) need the
+default info level.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterator
+from itertools import compress, repeat
+from math import fsum, isnan
+from operator import and_, attrgetter, contains
 from typing import Any
 
 from prometheus_client.core import Metric
 
 from exporter.config_rspamd import RspamdConfig
-from exporter.metrics.family import Family
+from exporter.metrics.family import Family, Histogram, Kind, Labels
+from parsers.results import Unparsed
+from parsers.rspamd.events import (
+    RspamdError,
+    RspamdGreylist,
+    RspamdLearn,
+    RspamdLifecycle,
+    RspamdRatelimit,
+    RspamdRepeated,
+    RspamdScan,
+    forced_parts,
+)
+from parsers.rspamd.symbols import SymbolMatcher, signed_domains
+from parsers.rspamd.vocab import (
+    ACTION_LABELS,
+    AUTH_METHODS,
+    AUTH_RESULTS,
+    ERROR_CLASSES,
+    GREYLIST_MODULE,
+    OTHER,
+    SCAN_ACTIONS,
+    module_key,
+)
 
-FAMILIES: tuple[Family, ...] = ()
+C, H = Kind.COUNTER, Kind.HISTOGRAM
+
+# Around the default thresholds (greylist 4, add header 6, rewrite subject 8, reject 15) and the usual
+# range of ham (-5..0); settings can move the thresholds, 50 catches the far tail.
+SCORE_BUCKETS = (
+    -10.0,
+    -5.0,
+    -2.0,
+    -1.0,
+    0.0,
+    1.0,
+    2.0,
+    3.0,
+    4.0,
+    5.0,
+    6.0,
+    7.0,
+    8.0,
+    10.0,
+    12.0,
+    15.0,
+    20.0,
+    30.0,
+    50.0,
+)
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SIZE_BUCKETS = tuple(float(1024 * 4**i) for i in range(10))  # 1 KiB .. 256 MiB
+GREYLIST_RESULTS = ("new", "too_early", "pass")
+LEARN_CLASSES = ("spam", "ham", "unknown")
+LEARN_RESULTS = ("learned", "skipped", "failed")
+UNPARSED_KINDS = ("verdict", "prefix")
+MAX_RATELIMIT_BUCKETS = 20
+YES_NO = ("true", "false")
+
+SCANS = Family(
+    "mailpulse_rspamd_scans_total",
+    "Messages scanned (verdict lines), by the action rspamd took: no_action, greylist, add_header, "
+    "rewrite_subject, soft_reject, reject, or other (discard, quarantine, custom actions). A soft reject "
+    "forced by the greylist module counts as greylist; other soft rejects (ratelimit, prefilters) stay "
+    "soft_reject. The T/F flag of the line is not used.",
+    C, ("action",), initial=tuple((a,) for a in SCAN_ACTIONS),
+)  # fmt: skip
+FORCED = Family(
+    "mailpulse_rspamd_forced_actions_total",
+    "Scans whose action a module forced (the line's 'forced: <action> ... (set by <module>)'), by that "
+    "action and module: rspamd's own modules (greylist, ratelimit, gtube, dmarc, clamav, multimap, "
+    "force_actions, task_timeout, ...) and those configured in rspamd.forced_modules; other modules are 'other'.",
+    C, ("action", "module"),
+)  # fmt: skip
+SCORE = Family(
+    "mailpulse_rspamd_scan_score",
+    "Score of scanned messages (nan scores are not observed). Buckets sit around rspamd's default "
+    "thresholds: greylist 4, add header 6, rewrite subject 8, reject 15.",
+    H, buckets=SCORE_BUCKETS,
+)  # fmt: skip
+DURATION = Family(
+    "mailpulse_rspamd_scan_duration_seconds",
+    "Wall time of a scan as logged ('time:'), DNS waits included.",
+    H, buckets=DURATION_BUCKETS,
+)  # fmt: skip
+SIZE = Family("mailpulse_rspamd_message_size_bytes", "Size of scanned messages ('len:').", H, buckets=SIZE_BUCKETS)
+AUTH = Family(
+    "mailpulse_rspamd_auth_results_total",
+    "Scans by authentication method (dkim, spf, dmarc, arc) and result, from the R_DKIM_*, R_SPF_*, "
+    "DMARC_* and ARC_* symbols; one result per method and scan (several DKIM signatures: allow wins over "
+    "reject over tempfail over permfail over na); 'none' when the method did not run (local or "
+    "authenticated senders, GTUBE, checks disabled).",
+    C, ("method", "result"), initial=tuple((m, r) for m in AUTH_METHODS for r in AUTH_RESULTS[m]),
+)  # fmt: skip
+SIGNATURES = Family(
+    "mailpulse_rspamd_dkim_signatures_total",
+    "DKIM signatures rspamd added (DKIM_SIGNED), by signing domain: the domains in rspamd.signing_domains, "
+    "every other domain as 'other'.",
+    C, ("domain",),
+)  # fmt: skip
+AUTHENTICATED = Family(
+    "mailpulse_rspamd_authenticated_scans_total",
+    "Scans of messages from SMTP-authenticated users ('user:' on the line), by whether rspamd DKIM-signed "
+    "them: a rise of signed=\"false\" means signing stopped (missing key, From/envelope domain mismatch).",
+    C, ("signed",), initial=(("true",), ("false",)),
+)  # fmt: skip
+VIRUSES = Family(
+    "mailpulse_rspamd_virus_detections_total",
+    "Scans in which an antivirus scanner found a virus (its symbol, e.g. CLAM_VIRUS, is present), by the "
+    "scanner label configured in rspamd.antivirus.",
+    C, ("scanner",),
+)  # fmt: skip
+AV_FAILURES = Family(
+    "mailpulse_rspamd_antivirus_failures_total",
+    "Scans in which an antivirus scanner failed (its <symbol>_FAIL, e.g. CLAM_VIRUS_FAIL, is present); the "
+    "message was judged without it.",
+    C, ("scanner",),
+)  # fmt: skip
+SYMBOLS = Family(
+    "mailpulse_rspamd_symbol_hits_total",
+    "Scans in which a symbol fired, for the symbols listed in rspamd.symbols only.",
+    C, ("symbol",),
+)  # fmt: skip
+ERRORS = Family(
+    "mailpulse_rspamd_errors_total",
+    "rspamd log lines reporting a failure, by class: redis, dns, upstream, map, lua, antivirus, dkim_key, "
+    "dkim_sign, milter, task_timeout, learn, other (other only with log_severity). Lines collapsed into "
+    "'Last message repeated N times' are counted N times.",
+    C, ("class",), initial=tuple((c,) for c in ERROR_CLASSES),
+)  # fmt: skip
+LIFECYCLE = Family(
+    "mailpulse_rspamd_lifecycle_events_total",
+    "Daemon and worker lifecycle from the main process: start, reload, stop, worker_start, worker_exit, "
+    "worker_crash, worker_respawn; process is the worker type concerned (main, normal, controller, "
+    "rspamd_proxy, hs_helper, fuzzy, ...).",
+    C, ("event", "process"),
+)  # fmt: skip
+GREYLIST = Family(
+    "mailpulse_rspamd_greylist_checks_total",
+    "greylist module decisions (info lines): new (first attempt greylisted), too_early (retry before the "
+    "greylist time, greylisted again), pass (retry accepted).",
+    C, ("result",), initial=tuple((r,) for r in GREYLIST_RESULTS),
+)  # fmt: skip
+RATELIMITS = Family(
+    "mailpulse_rspamd_ratelimit_exceeded_total",
+    f"Ratelimit buckets exceeded (info lines), by bucket rule name (to, to_ip, user, ...; at most "
+    f"{MAX_RATELIMIT_BUCKETS}, then 'other').",
+    C, ("bucket",),
+)  # fmt: skip
+LEARNS = Family(
+    "mailpulse_rspamd_learns_total",
+    "Bayes learns through the controller, by class (spam, ham, unknown) and result: learned, skipped "
+    "(already learned), failed.",
+    C, ("class", "result"),
+)  # fmt: skip
+UNPARSED = Family(
+    "mailpulse_rspamd_unparsed_lines_total",
+    "rspamd lines mailpulse could not read: kind=verdict for a rspamd_task_write_log line of an unknown "
+    "log_format, kind=prefix for a line without an rspamd prefix.",
+    C, ("kind",), initial=tuple((k,) for k in UNPARSED_KINDS),
+)  # fmt: skip
+TRUNCATED = Family(
+    "mailpulse_rspamd_truncated_verdicts_total",
+    "Verdict lines cut inside the symbol list (rspamd's 8 KiB log line limit): their symbols after the cut "
+    "are missing from the symbol-based families.",
+    C,
+)  # fmt: skip
+
+FAMILIES: tuple[Family, ...] = (
+    SCANS, FORCED, SCORE, DURATION, SIZE, AUTH, SIGNATURES, AUTHENTICATED, VIRUSES, AV_FAILURES, SYMBOLS,
+    ERRORS, LIFECYCLE, GREYLIST, RATELIMITS, LEARNS, UNPARSED, TRUNCATED,
+)  # fmt: skip
+
+_GREYLIST_KEYS = {("greylisted", "new_record"): ("new",), ("greylisted", "too_early"): ("too_early",)}
+_LABELS = frozenset(ACTION_LABELS.values())
+BATCH = 1024  # verdicts queued before they are counted (and always before a scrape)
+_CACHE_SIZE = 4096  # distinct forced-action texts and signing option texts whose labels are kept
+
+_action = attrgetter("action")
+_score = attrgetter("score")
+_seconds = attrgetter("seconds")
+_size = attrgetter("size")
+_symbols = attrgetter("symbols")
+_auth = attrgetter("auth")
+_head = attrgetter("head")
+_tail = attrgetter("tail")
+_complete = attrgetter("complete")
 
 
 class RspamdAggregator:
+    """Counts rspamd events. Not thread-safe by itself: the pipeline serialises updates and scrapes.
+
+    Verdicts (one per scanned message, the hot path) are queued and counted in batches of :data:`BATCH`,
+    and before every scrape, so a scrape always sees every line read. A batch is counted with C-level
+    iteration (``Counter(map(attrgetter(...)))``, ``sorted`` + ``bisect`` for the histograms), which on
+    CPython 3.11 costs a fifth of updating a dozen stores per event in Python (2.2 µs per verdict,
+    measured in the scan path). Side lines are rare and counted at once.
+    """
+
     families = FAMILIES
 
     def __init__(self, config: RspamdConfig) -> None:
-        self.config = config
+        self.values: dict[str, dict[Labels, float]] = {f.name: {} for f in FAMILIES if f.kind is not H}
+        self.hists: dict[str, Histogram] = {f.name: Histogram(f.buckets) for f in FAMILIES if f.kind is H}
+        self._actions: Counter[str] = Counter()  # rspamd's action (or "greylist" by the rule); labelled at scrape
+        self._auth: Counter[tuple[str, str, str, str]] = Counter()  # expanded into AUTH at scrape time
+        self._batch: list[RspamdScan] = []
+        self._dispatch: dict[type, Callable[[Any], None]] = {}
+        self.reconfigure(config)
 
     def reconfigure(self, config: RspamdConfig) -> None:
+        """Apply a (re)loaded config: label sets change, counts are kept."""
+        self._flush()
         self.config = config
+        self._domains = frozenset(config.signing_domains)
+        self._forced_modules = config.forced_labels()
+        self._forced_cache: dict[str, tuple[str, str]] = {}
+        self._signature_cache: dict[str, tuple[str, ...]] = {}
+        antivirus: dict[str, tuple[str, Family]] = {}
+        for symbol, scanner in config.antivirus:
+            antivirus[symbol] = (scanner, VIRUSES)
+            antivirus[symbol + "_FAIL"] = (scanner, AV_FAILURES)
+        self._antivirus = antivirus
+        self._av_matcher = SymbolMatcher(antivirus)
+        self._symbol_matcher = SymbolMatcher(config.symbols)
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
-        return {}
+        """Event type → the method that counts it (the pipeline dispatches on ``type(event)``)."""
+        self._dispatch = {
+            RspamdScan: self._scan,
+            RspamdError: self._error,
+            RspamdLifecycle: self._lifecycle,
+            RspamdGreylist: self._greylist,
+            RspamdRatelimit: self._ratelimit,
+            RspamdLearn: self._learn,
+            RspamdRepeated: self._repeated,
+            Unparsed: self._unparsed,
+        }
+        return dict(self._dispatch)
 
+    def handle(self, event: object) -> None:
+        """Count one event (convenience for tests; the pipeline uses :meth:`handlers`)."""
+        handler = (self._dispatch or self.handlers()).get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _inc(self, family: Family, labels: Labels = (), amount: float = 1) -> None:
+        store = self.values[family.name]
+        store[labels] = store.get(labels, 0) + amount
+
+    # -- the verdict line ---------------------------------------------------------------------------------
+    def _scan(self, e: RspamdScan) -> None:
+        batch = self._batch
+        batch.append(e)
+        if len(batch) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Count the queued verdicts, with C-level passes over the batch (see the class docstring)."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        symbols = list(map(_symbols, batch))
+        actions = Counter(map(_action, batch))
+        # forced actions (a few per cent of scans): their text repeats, so labels are looked up once per text
+        forced = Counter(
+            (e.tail.partition("forced: ")[2], e.action)
+            for e in compress(batch, map(contains, map(_tail, batch), repeat("forced: ")))
+        )
+        for (text, action), n in forced.items():
+            forced_action, module = self._forced_labels(text)
+            self._inc(FORCED, (forced_action, module), n)
+            if module == GREYLIST_MODULE and action == "soft_reject":
+                # greylisting is a soft reject by design, not a problem: count it apart
+                actions["soft_reject"] -= n
+                actions["greylist"] += n
+        self._actions.update(actions)
+        self._auth.update(map(_auth, batch))
+        _observe(self.hists[SCORE.name], list(map(_score, batch)), negative=True)
+        _observe(self.hists[DURATION.name], list(map(_seconds, batch)))
+        _observe(self.hists[SIZE.name], list(map(_size, batch)))
+        signed = list(map(contains, symbols, repeat("DKIM_SIGNED(")))
+        if any(signed):
+            signatures = self.values[SIGNATURES.name]
+            for labels, n in Counter(map(self._signature_labels, compress(symbols, signed))).items():
+                for label in labels:
+                    key = (label,)
+                    signatures[key] = signatures.get(key, 0) + n
+        # authenticated senders: signed or not (a signature domain list may be cut off: count DKIM_SIGNED)
+        authenticated = list(map(contains, map(_head, batch), repeat(" user: ")))
+        n_auth = sum(authenticated)
+        if n_auth:
+            n_signed = sum(map(and_, authenticated, signed))
+            self._inc(AUTHENTICATED, ("true",), n_signed)
+            self._inc(AUTHENTICATED, ("false",), n_auth - n_signed)
+        for matcher, count in ((self._av_matcher, self._count_antivirus), (self._symbol_matcher, self._count_symbol)):
+            if matcher:
+                for text in matcher.candidates(symbols):
+                    for symbol in matcher.present(text):
+                        count(symbol)
+        incomplete = len(batch) - sum(map(_complete, batch))
+        if incomplete:
+            self._inc(TRUNCATED, (), incomplete)
+
+    def _count_antivirus(self, symbol: str) -> None:
+        scanner, family = self._antivirus[symbol]
+        self._inc(family, (scanner,))
+
+    def _count_symbol(self, symbol: str) -> None:
+        self._inc(SYMBOLS, (symbol,))
+
+    def _forced_labels(self, forced: str) -> tuple[str, str]:
+        """(action, module) label values of a ``forced:`` value (cached: the values repeat)."""
+        labels = self._forced_cache.get(forced)
+        if labels is None:
+            action, module = forced_parts("forced: " + forced)
+            labels = (action if action in _LABELS else OTHER, self._module_label(module))
+            if len(self._forced_cache) < _CACHE_SIZE:
+                self._forced_cache[forced] = labels
+        return labels
+
+    def _module_label(self, module: str) -> str:
+        key = module_key(module)
+        return key if key in self._forced_modules else OTHER
+
+    def _signature_labels(self, symbols: str) -> tuple[str, ...]:
+        """Domain label values of the DKIM_SIGNED options in ``symbols`` (cached by the option text)."""
+        # "...,DKIM_SIGNED(0.00){example.test:s=lab;},..." -- the options are short
+        options = symbols.partition("DKIM_SIGNED(")[2][:256].partition("){")[2].partition("}")[0]
+        labels = self._signature_cache.get(options)
+        if labels is None:
+            labels = tuple(d if d in self._domains else OTHER for d in signed_domains(symbols))
+            if len(self._signature_cache) < _CACHE_SIZE:
+                self._signature_cache[options] = labels
+        return labels
+
+    # -- side lines ---------------------------------------------------------------------------------------
+    def _error(self, e: RspamdError) -> None:
+        self._inc(ERRORS, (e.error_class,))
+
+    def _lifecycle(self, e: RspamdLifecycle) -> None:
+        self._inc(LIFECYCLE, (e.event, e.process))
+
+    def _greylist(self, e: RspamdGreylist) -> None:
+        self._inc(GREYLIST, _GREYLIST_KEYS.get((e.result, e.detail), ("pass",)))
+
+    def _ratelimit(self, e: RspamdRatelimit) -> None:
+        store = self.values[RATELIMITS.name]
+        key = (e.bucket,)
+        if key not in store and len(store) >= MAX_RATELIMIT_BUCKETS:
+            key = (OTHER,)
+        store[key] = store.get(key, 0) + 1
+
+    def _learn(self, e: RspamdLearn) -> None:
+        self._inc(LEARNS, (e.klass or "unknown", e.result))
+
+    def _repeated(self, e: RspamdRepeated) -> None:
+        handler = self._dispatch.get(type(e.previous))
+        if handler is None or type(e.previous) is RspamdRepeated:
+            return
+        for _ in range(e.count):
+            handler(e.previous)
+
+    def _unparsed(self, e: Unparsed) -> None:
+        self._inc(UNPARSED, ("verdict" if e.daemon == "task" else "prefix",))
+
+    # -- scrape -------------------------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
-        return iter(())
+        self._flush()
+        scans: dict[Labels, float] = {}
+        for action, n in self._actions.items():
+            label = (action if action in _LABELS else OTHER,)
+            scans[label] = scans.get(label, 0) + n
+        self.values[SCANS.name] = scans
+        auth: dict[Labels, float] = {}
+        for results, n in self._auth.items():
+            for method, result in zip(AUTH_METHODS, results, strict=True):
+                key = (method, result)
+                auth[key] = auth.get(key, 0) + n
+        self.values[AUTH.name] = auth
+        per_config = {
+            SIGNATURES.name: [(d,) for d in self.config.signing_domains],
+            VIRUSES.name: [(s,) for _, s in self.config.antivirus],
+            AV_FAILURES.name: [(s,) for _, s in self.config.antivirus],
+            SYMBOLS.name: [(s,) for s in self.config.symbols],
+        }
+        for family in FAMILIES:
+            if family.kind is H:
+                yield family.from_histograms({(): self.hists[family.name]})
+                continue
+            values = self.values[family.name]
+            zeros = per_config.get(family.name)
+            if zeros:
+                values = {**dict.fromkeys(zeros, 0.0), **values}
+            yield family.from_values(values)
+
+
+def _observe(hist: Histogram, values: list[float], negative: bool = False) -> None:
+    """Add many observations at once: sort them, then one bisect per bucket bound.
+
+    Unknown values (nan; -1 for a size, unless ``negative`` values are real) are rare and left out: the
+    sum, needed anyway, and the minimum, cheap, tell when there are any.
+    """
+    total = fsum(values)
+    if isnan(total) or (not negative and values and min(values) < 0):
+        values = [v for v in values if not isnan(v) and (negative or v >= 0)]
+        total = fsum(values)
+    if not values:
+        return
+    ordered = sorted(values)
+    counts, below = hist.counts, 0
+    for i, bound in enumerate(hist.bounds):
+        # bisect_right: a value equal to a bound belongs to that bound's bucket (Prometheus's "le")
+        upto = bisect_right(ordered, bound)
+        counts[i] += upto - below
+        below = upto
+    counts[-1] += len(ordered) - below
+    hist.sum += total
