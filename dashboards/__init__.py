@@ -1,0 +1,1 @@
+"""Grafana dashboards for mailpulse, generated from Python (``python -m dashboards.build``)."""

@@ -1,0 +1,420 @@
+"""Dashboard 2, "Postfix": traffic, delivery outcomes, rejects, queue, delays, SASL, TLS and parser health.
+
+Built on the ``mailpulse_postfix_*`` families (service, agent, status, reason labels) rather than the
+kumina-compatible ``postfix_*`` ones, which carry fewer labels. Queue metrics are gauges from ``postqueue -j``
+and are shown as they are, never rated.
+"""
+
+from __future__ import annotations
+
+from dashboards.grafana import RI, Json, Panel, Row, Target, dashboard, sel
+
+UID = "mailpulse-postfix"
+S = sel()
+FINAL = sel('status=~"sent|bounced|deferred|expired"')
+UNPARSED_LINES = sel('result="unparsed"')
+READ_LINES = sel('result=~"parsed|unparsed"')
+BOUNCED = sel('status=~"bounced|expired"')
+DEFERRED = sel('status="deferred"')
+TOTAL_DELAY = sel('stage="total"')
+INBOUND = sel('direction="inbound"')
+
+
+def _rate(metric: str, by: str, selector: str = S) -> str:
+    return f"sum by ({by}) (rate({metric}{selector}[{RI}]))"
+
+
+def _ratio_by_total(metric: str, by: str, total_by: str) -> str:
+    """Share of each ``by`` group within its ``total_by`` group; groups without traffic give no point."""
+    return (
+        f"sum by ({by}) (rate({metric}{S}[{RI}])) / on ({total_by}) group_left () "
+        f"(sum by ({total_by}) (rate({metric}{S}[{RI}])) > 0)"
+    )
+
+
+def _delay_quantile(q: float, by: str, selector: str) -> str:
+    buckets = f"rate(mailpulse_postfix_delivery_delay_seconds_bucket{selector}[{RI}])"
+    return f"histogram_quantile({q}, sum by ({by}, le) ({buckets}))"
+
+
+TRAFFIC: list[Panel | Row] = [
+    Row("Traffic"),
+    Panel(
+        "smtpd connections by service",
+        "Connections to each smtpd service (the master.cf name: smtpd, submission, smtps ...).",
+        "cps",
+        (Target(_rate("mailpulse_postfix_smtpd_connections_total", "service"), "{{service}}"),),
+        width=8,
+    ),
+    Panel(
+        "Messages accepted by service and SASL method",
+        "Messages smtpd accepted (a queue ID was assigned), by service and SASL method (NONE: not authenticated).",
+        "mps",
+        (
+            Target(
+                _rate("mailpulse_postfix_smtpd_messages_accepted_total", "service, sasl_method"),
+                "{{service}} {{sasl_method}}",
+            ),
+        ),
+        width=8,
+    ),
+    Panel(
+        "Messages through cleanup and the queue manager",
+        "Messages processed and rejected by cleanup, removed from the queue by qmgr and submitted locally (pickup).",
+        "mps",
+        (
+            Target(f"sum(rate(postfix_cleanup_messages_processed_total{S}[{RI}]))", "cleanup processed"),
+            Target(f"sum(rate(postfix_cleanup_messages_rejected_total{S}[{RI}]))", "cleanup rejected"),
+            Target(f"sum(rate(postfix_qmgr_messages_removed_total{S}[{RI}]))", "qmgr removed"),
+            Target(f"sum(rate(mailpulse_postfix_pickup_messages_total{S}[{RI}]))", "pickup"),
+        ),
+        width=8,
+    ),
+]
+
+DELIVERY: list[Panel | Row] = [
+    Row("Delivery outcomes"),
+    Panel(
+        "Delivery attempts by status",
+        "Delivery attempts of every delivery agent by status (sent, deferred, bounced, expired ...).",
+        "mps",
+        (Target(_rate("mailpulse_postfix_deliveries_total", "status"), "{{status}}"),),
+        stack=True,
+        width=8,
+    ),
+    Panel(
+        "Delivery attempts by transport and status",
+        "Delivery attempts by master.cf service (the transport), delivery agent and status.",
+        "mps",
+        (
+            Target(
+                _rate("mailpulse_postfix_deliveries_total", "service, agent, status"),
+                "{{service}}/{{agent}} {{status}}",
+            ),
+        ),
+        width=8,
+    ),
+    Panel(
+        "Bounce and deferral ratio",
+        "Bounced (and expired) and deferred attempts as a share of final attempts (sent, bounced, deferred, "
+        "expired). PostfixBounceRatioHigh fires above 5 % over 1h, PostfixDeferralRatioHigh above 20 %.",
+        "percentunit",
+        (
+            Target(
+                f"sum(rate(mailpulse_postfix_deliveries_total{BOUNCED}[{RI}])) / "
+                f"(sum(rate(mailpulse_postfix_deliveries_total{FINAL}[{RI}])) > 0)",
+                "bounced",
+            ),
+            Target(
+                f"sum(rate(mailpulse_postfix_deliveries_total{DEFERRED}[{RI}])) / "
+                f"(sum(rate(mailpulse_postfix_deliveries_total{FINAL}[{RI}])) > 0)",
+                "deferred",
+            ),
+        ),
+        width=8,
+        min=0,
+        max=1,
+        thresholds=((None, "green"), (0.05, "orange"), (0.2, "red")),
+    ),
+    Panel(
+        "Deferrals and bounces by reason",
+        "Deferred and bounced attempts by the class of the remote reply (blocklisted, unknown_user, "
+        "mailbox_full, greylisted, connection_refused ...).",
+        "mps",
+        (
+            Target(
+                _rate("mailpulse_postfix_delivery_failures_total", "status, reason"),
+                "{{status}} {{reason}}",
+            ),
+        ),
+    ),
+    Panel(
+        "Outbound connection problems",
+        "Outbound connections that failed (timeout, refused, no route ...), remote replies saying we are "
+        "blocklisted (by provider) and non-final remote replies by class.",
+        "cps",
+        (
+            Target(_rate("mailpulse_postfix_connect_failures_total", "agent, reason"), "{{agent}} {{reason}}"),
+            Target(_rate("mailpulse_postfix_blocklisted_replies_total", "provider"), "blocklisted by {{provider}}"),
+            Target(_rate("mailpulse_postfix_remote_replies_total", "reason"), "reply {{reason}}"),
+        ),
+    ),
+    Panel(
+        "Delivery attempts by relay class",
+        "Delivery attempts by the class of the next hop (remote, loopback, private, local socket, or classes "
+        "from postfix.relay_classes).",
+        "mps",
+        (
+            Target(
+                _rate("mailpulse_postfix_deliveries_total", "relay_class, status"),
+                "{{relay_class}} {{status}}",
+            ),
+        ),
+    ),
+    Panel(
+        "Non-delivery notifications",
+        "Notifications generated by bounce/defer/trace by kind (non_delivery, delay, success ...).",
+        "mps",
+        (Target(_rate("mailpulse_postfix_bounce_notifications_total", "kind"), "{{kind}}"),),
+    ),
+]
+
+REJECTS: list[Panel | Row] = [
+    Row("Rejects"),
+    Panel(
+        "Rejects by reason",
+        "smtpd and cleanup rejects by bounded reason class (rbl, relay_denied, unknown_user, helo, milter ...).",
+        "mps",
+        (Target(_rate("mailpulse_postfix_rejects_total", "reason"), "{{reason}}"),),
+        stack=True,
+        width=8,
+    ),
+    Panel(
+        "Rejects by service, stage and code",
+        "The same rejects by the service that rejected, the SMTP stage and the reply code.",
+        "mps",
+        (
+            Target(
+                _rate("mailpulse_postfix_rejects_total", "service, stage, code"),
+                "{{service}} {{stage}} {{code}}",
+            ),
+        ),
+        width=8,
+    ),
+    Panel(
+        "Rejects over the time range",
+        "Rejects by service and reason over the dashboard's time range, largest first.",
+        "short",
+        (
+            Target(
+                f"sort_desc(sum by (service, reason) (increase(mailpulse_postfix_rejects_total{S}[$__range])))",
+                "{{service}} {{reason}}",
+                instant=True,
+            ),
+        ),
+        kind="bargauge",
+        width=8,
+    ),
+    Panel(
+        "Access actions, postscreen and DNSBL hits",
+        "Access and content actions other than reject (hold, discard, reject_warning ...), postscreen "
+        "verdicts, and client addresses listed by DNSBL zone (dnsblog).",
+        "mps",
+        (
+            Target(_rate("mailpulse_postfix_access_actions_total", "action"), "action {{action}}"),
+            Target(_rate("mailpulse_postfix_postscreen_actions_total", "action"), "postscreen {{action}}"),
+            Target(_rate("mailpulse_postfix_dnsbl_hits_total", "zone"), "dnsbl {{zone}}"),
+        ),
+    ),
+    Panel(
+        "Sessions that ended badly",
+        "smtpd sessions lost, timed out or ended with too many errors, by kind and stage, and SMTP commands "
+        "that failed in a session (from the disconnect counters).",
+        "cps",
+        (
+            Target(_rate("mailpulse_postfix_smtpd_aborted_sessions_total", "kind, stage"), "{{kind}} {{stage}}"),
+            Target(_rate("mailpulse_postfix_smtpd_command_failures_total", "command"), "failed {{command}}"),
+        ),
+    ),
+]
+
+QUEUE: list[Panel | Row] = [
+    Row("Queue"),
+    Panel(
+        "Queue depth",
+        "Messages in each Postfix queue at the last postqueue -j listing (a gauge, not a rate).",
+        "short",
+        (Target(f"sum by (queue) (mailpulse_postfix_queue_messages{S})", "{{queue}}"),),
+        stack=True,
+        width=8,
+    ),
+    Panel(
+        "Oldest message per queue",
+        "Age of the oldest message in each queue (0 when empty). PostfixQueueMessagesOld fires when a deferred "
+        "message is older than a day, or one in active/incoming/maildrop older than an hour.",
+        "s",
+        (Target(f"max by (queue) (mailpulse_postfix_queue_oldest_message_age_seconds{S})", "{{queue}}"),),
+        width=8,
+        thresholds=((None, "green"), (3600, "orange"), (86400, "red")),
+    ),
+    Panel(
+        "Queue size and recipients",
+        "Total size of the messages per queue, and the recipients still to be delivered.",
+        "bytes",
+        (
+            Target(f"sum by (queue) (mailpulse_postfix_queue_size_bytes{S})", "{{queue}}"),
+            Target(f"sum by (queue) (mailpulse_postfix_queue_recipients{S})", "{{queue}} recipients"),
+        ),
+        width=8,
+        custom={"axisSoftMin": 0},
+    ),
+]
+
+DELAYS: list[Panel | Row] = [
+    Row("Delivery delays"),
+    Panel(
+        "Delivery delay percentiles (whole delay)",
+        "p50, p90 and p99 of the whole delay of final deliveries (sent or bounced) per delivery agent, from "
+        "the delays= field.",
+        "s",
+        tuple(
+            Target(_delay_quantile(q, "agent", TOTAL_DELAY), f"{{{{agent}}}} p{round(q * 100)}")
+            for q in (0.5, 0.9, 0.99)
+        ),
+        width=8,
+    ),
+    Panel(
+        "Delay per stage (p90)",
+        "p90 of each stage of delays=a/b/c/d: before the queue manager (a), in the queue manager (b), "
+        "connection setup (c) and transmission (d).",
+        "s",
+        (Target(_delay_quantile(0.9, "agent, stage", sel('stage!="total"')), "{{agent}} {{stage}}"),),
+        width=8,
+    ),
+    Panel(
+        "Delivery delay distribution",
+        "Heatmap of the whole delay of final deliveries (all agents).",
+        "s",
+        (
+            Target(
+                f"sum by (le) (increase(mailpulse_postfix_delivery_delay_seconds_bucket{TOTAL_DELAY}[{RI}]))",
+                "{{le}}",
+                fmt="heatmap",
+            ),
+        ),
+        kind="heatmap",
+        width=8,
+    ),
+]
+
+SECURITY: list[Panel | Row] = [
+    Row("SASL and TLS"),
+    Panel(
+        "SASL authentication failures",
+        "Failed SASL logins by service and mechanism. A steady stream is password guessing "
+        "(PostfixSaslBruteForce, info).",
+        "eps",
+        (Target(_rate("mailpulse_postfix_sasl_failures_total", "service, method"), "{{service}} {{method}}"),),
+        width=8,
+    ),
+    Panel(
+        "TLS share by protocol",
+        "Share of TLS sessions per protocol version, inbound and outbound. Old versions (TLSv1, TLSv1.1) "
+        "should be zero.",
+        "percentunit",
+        (
+            Target(
+                _ratio_by_total("mailpulse_postfix_tls_connections_total", "direction, protocol", "direction"),
+                "{{direction}} {{protocol}}",
+            ),
+        ),
+        width=8,
+        min=0,
+        max=1,
+    ),
+    Panel(
+        "TLS share by trust",
+        "Share of TLS sessions per trust level (anonymous, untrusted, trusted, verified), inbound and outbound.",
+        "percentunit",
+        (
+            Target(
+                _ratio_by_total("mailpulse_postfix_tls_connections_total", "direction, trust", "direction"),
+                "{{direction}} {{trust}}",
+            ),
+        ),
+        width=8,
+        min=0,
+        max=1,
+    ),
+    Panel(
+        "Inbound connections with TLS",
+        "Inbound TLS sessions as a share of smtpd connections, per service.",
+        "percentunit",
+        (
+            Target(
+                f"sum by (service) (rate(mailpulse_postfix_tls_connections_total{INBOUND}[{RI}])) "
+                f"/ (sum by (service) (rate(mailpulse_postfix_smtpd_connections_total{S}[{RI}])) > 0)",
+                "{{service}}",
+            ),
+        ),
+        min=0,
+        max=1,
+    ),
+    Panel(
+        "TLS handshake failures",
+        "TLS handshakes that failed, by direction and service.",
+        "eps",
+        (Target(_rate("mailpulse_postfix_tls_failures_total", "direction, service"), "{{direction}} {{service}}"),),
+    ),
+]
+
+PARSER: list[Panel | Row] = [
+    Row("mailpulse parser and log sources"),
+    Panel(
+        "Unparsed share",
+        "Share of each source's own lines (parsed + unparsed; other programs' lines excluded) that no rule "
+        "recognised, and unrecognised Postfix lines per daemon. A rise after an upgrade is parser drift "
+        "(MailpulseLogParserDrift).",
+        "percentunit",
+        (
+            Target(
+                f"sum by (source) (rate(mailpulse_log_lines_total{UNPARSED_LINES}[{RI}])) / "
+                f"(sum by (source) (rate(mailpulse_log_lines_total{READ_LINES}[{RI}])) > 0)",
+                "{{source}}",
+            ),
+            Target(
+                f"sum by (service) (rate(postfix_unsupported_log_entries_total{S}[{RI}])) / scalar("
+                f"sum(rate(mailpulse_log_lines_total{READ_LINES}[{RI}])) > 0)",
+                "postfix/{{service}}",
+            ),
+        ),
+        width=8,
+        min=0,
+    ),
+    Panel(
+        "Log lag",
+        "Seconds between the timestamp of the last line read and the moment it was read, per source.",
+        "s",
+        (Target(f"max by (source) (mailpulse_log_lag_seconds{S})", "{{source}}"),),
+        width=8,
+    ),
+    Panel(
+        "Freshness: time since the last line",
+        "Seconds since mailpulse last read a line from each source, and bytes written but not yet read. "
+        "Bytes waiting while nothing is read is MailpulseLogSourceStale.",
+        "s",
+        (
+            Target(f"time() - max by (source) (mailpulse_log_last_read_timestamp_seconds{S} > 0)", "{{source}}"),
+            Target(f"max by (source) (mailpulse_log_lag_bytes{S})", "{{source}} bytes behind"),
+        ),
+        width=8,
+    ),
+    Panel(
+        "Lines read by source and result",
+        "Log lines read per source: parsed, unparsed (our format, unknown shape) or foreign (another program).",
+        "short",
+        (Target(_rate("mailpulse_log_lines_total", "source, result"), "{{source}} {{result}}"),),
+        custom={"axisLabel": "lines/s"},
+    ),
+    Panel(
+        "Sources and queue collection up",
+        "mailpulse_log_source_up per source and mailpulse_postfix_queue_up (the last postqueue -j listing succeeded).",
+        "short",
+        (
+            Target(f"min by (source) (mailpulse_log_source_up{S})", "{{source}}"),
+            Target(f"min(mailpulse_postfix_queue_up{S})", "queue"),
+        ),
+        kind="state-timeline",
+        mappings=((1, "up", "green"), (0, "down", "red")),
+    ),
+]
+
+
+def build() -> Json:
+    return dashboard(
+        UID,
+        "mailpulse / Postfix",
+        "Postfix from its logs and queue: traffic, delivery outcomes by status and transport, rejects by "
+        "reason, queue depth and age, delays per stage, SASL failures, TLS, and mailpulse's parser health.",
+        [*TRAFFIC, *DELIVERY, *REJECTS, *QUEUE, *DELAYS, *SECURITY, *PARSER],
+    )
