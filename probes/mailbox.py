@@ -210,12 +210,15 @@ class MailboxWatcher:
         use_idle = t.watch == "idle" and "IDLE" in session.capabilities
         mode = "idle" if use_idle else "poll"
         while not stop.is_set():
-            await self._scan_new(session, f, folder, trash, mode)
+            if await self._scan_new(session, f, folder, trash, mode):
+                # Mail that arrived while we fetched and deleted was announced (EXISTS) in the replies to
+                # those commands, which aioimaplib drops; IDLE would not announce it again. So only an
+                # empty scan, as the last command before IDLE, makes it safe to wait.
+                continue
             if self._now() >= f.next_sweep:
                 await self._sweep(session, f, folder, trash)
                 f.next_sweep = self._now() + self.sweep_interval
-            if stop.is_set():
-                return
+                continue
             f.wake.clear()
             if use_idle:
                 await session.idle(min(t.idle_refresh, max(f.next_sweep - self._now(), 1.0)), f.wake)
@@ -225,7 +228,8 @@ class MailboxWatcher:
                 await session.noop()  # Gmail (and others) report new mail only after a command
 
     async def _scan_new(self, session: ImapSession, f: _FolderState, folder: Folder, trash: Folder | None,
-                        mode: str) -> None:  # fmt: skip
+                        mode: str) -> bool:  # fmt: skip
+        """Fetch and handle messages above the last UID seen; True if there were any."""
         start = (f.last_uid or 0) + 1
         items = await session.uid_fetch(f"{start}:*", HEADER_ITEMS)
         # "n:*" always returns the newest message, even when its UID is below n
@@ -233,6 +237,7 @@ class MailboxWatcher:
         if fresh:
             f.last_uid = max(i.uid for i in fresh if i.uid is not None)
             await self._handle(session, f, folder, trash, fresh, mode)
+        return bool(fresh)
 
     async def _scan(self, session: ImapSession, f: _FolderState, folder: Folder, trash: Folder | None,
                     uids: list[int], mode: str) -> None:  # fmt: skip

@@ -259,3 +259,16 @@ def _reset_logging() -> None:
     root.handlers[:] = []
     root.setLevel(logging.WARNING)
     structlog.reset_defaults()
+
+
+@pytest.mark.timeout(120)
+def test_a_burst_is_seen_at_once(mail_lab: LabEnv, tmp_path: Path) -> None:
+    """30 probes at the same moment into two mailboxes: all found within seconds. (Mail that arrives while
+    the watcher fetches and deletes is announced only in replies aioimaplib drops; the watcher must look
+    again before it idles, or such a message waits for the next arrival.)"""
+    routes, targets = ("submission-587", "submission-465", "relay-cert"), ("remote-inbox", "partner-inbox")
+    probes = [probe(f"burst-{i:02d}", route=routes[i % 3], target=targets[i % 2], deadline="30s") for i in range(30)]
+    code, lines, stderr = run_cli(lab_config(mail_lab, tmp_path, probes=probes))
+    assert code == 0, stderr[-2000:]
+    assert 30 == len(lines)
+    assert max(line["latency_seconds"] for line in lines) < 10
