@@ -150,6 +150,7 @@ FAMILIES = (INFO, RUNS, FAILURES, SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE, 
             SEND_DURATION, LATE, PLACEMENTS, LAST_PLACEMENT, AUTH_RESULTS, LAST_AUTH, DKIM_OWN, SPAM_SCORE,
             TLS_VERSION, SKIPPED, MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES)  # fmt: skip
 
+MAILBOX_FAMILIES = frozenset((MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES))
 PRECREATED_AUTH = (("dkim", "pass"), ("dkim", "fail"), ("spf", "pass"), ("spf", "fail"), ("dmarc", "pass"),
                    ("dmarc", "fail"))  # fmt: skip
 _STATE_KEYS = ("success", "last_run", "last_success", "consecutive_failures")
@@ -169,31 +170,45 @@ class ProbeMetrics:
         self._init(config.probes, config)
 
     def _init(self, probes: Sequence[ProbeConfig], config: ProbesConfig) -> None:
+        """Create every label set of ``probes`` and the mailboxes with 0; keep values already there."""
         c = self.counters
         for p in probes:
             target = config.target(p.target)
             c[INFO][(p.name, p.route, p.target, target.kind, target.provider)] = 1.0
             key = (p.name,)
-            for fam in (RUNS, LATE, SKIPPED, SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE):
-                c[fam][key] = 0.0
-            for stage, reasons in STAGE_REASONS.items():
-                for reason in reasons:
-                    c[FAILURES][(p.name, stage, reason)] = 0.0
-            for folder in FOLDERS:
-                c[PLACEMENTS][(p.name, folder)] = 0.0
-            for method, result in PRECREATED_AUTH:
-                c[AUTH_RESULTS][(p.name, method, result)] = 0.0
-            for result in DKIM_OWN_RESULTS:
-                c[DKIM_OWN][(p.name, result)] = 0.0
+            zeros: list[tuple[Family, Labels]] = [(fam, key) for fam in (RUNS, LATE, SKIPPED, SUCCESS, LAST_RUN,
+                                                                       LAST_SUCCESS, CONSECUTIVE)]  # fmt: skip
+            zeros += [(FAILURES, (p.name, stage, reason)) for stage, reasons in STAGE_REASONS.items()
+                      for reason in reasons]  # fmt: skip
+            zeros += [(PLACEMENTS, (p.name, folder)) for folder in FOLDERS]
+            zeros += [(AUTH_RESULTS, (p.name, method, result)) for method, result in PRECREATED_AUTH]
+            zeros += [(DKIM_OWN, (p.name, result)) for result in DKIM_OWN_RESULTS]
+            for fam, labels in zeros:
+                c[fam].setdefault(labels, 0.0)
             self.latency.setdefault(key, Histogram(LATENCY_BUCKETS))
             self.send.setdefault(key, Histogram(SEND_BUCKETS))
         for name in self.mailboxes:
-            c[MAILBOX_UP][(name,)] = 0.0
-            c[CLEANUP_FAILURES][(name,)] = 0.0
-            for why in CLEANUP_WHY:
-                c[CLEANUP][(name, why)] = 0.0
-            for reason in RECEIVE_REASONS:
-                c[MAILBOX_ERRORS][(name, reason)] = 0.0
+            zeros = [(MAILBOX_UP, (name,)), (CLEANUP_FAILURES, (name,))]
+            zeros += [(CLEANUP, (name, why)) for why in CLEANUP_WHY]
+            zeros += [(MAILBOX_ERRORS, (name, reason)) for reason in RECEIVE_REASONS]
+            for fam, labels in zeros:
+                c[fam].setdefault(labels, 0.0)
+
+    def reconfigure(self, config: ProbesConfig, mailboxes: Sequence[str]) -> None:
+        """After a reload: counters of probes and mailboxes that still exist go on (they never reset),
+        series of removed ones disappear, new ones appear with 0."""
+        with self.lock:
+            probes = {p.name for p in config.probes}
+            self.mailboxes = tuple(mailboxes)
+            self.counters[INFO].clear()
+            for fam, store in self.counters.items():
+                keep = set(self.mailboxes) if fam in MAILBOX_FAMILIES else probes
+                for labels in [k for k in store if k[0] not in keep]:
+                    del store[labels]
+            for hists in (self.latency, self.send):
+                for labels in [k for k in hists if k[0] not in probes]:
+                    del hists[labels]
+            self._init(config.probes, config)
 
     # -- updates (take the lock) --------------------------------------------------------------------------
     def record(self, result: ProbeResult) -> None:

@@ -56,8 +56,8 @@ class Parts:
         return list({id(w): w for w in self.watchers.values()}.values())
 
 
-def build_parts(config: ProbesConfig, lock: threading.Lock | None = None,
-                targets: Iterable[str] | None = None) -> Parts:  # fmt: skip
+def build_parts(config: ProbesConfig, lock: threading.Lock | None = None, targets: Iterable[str] | None = None,
+                metrics: ProbeMetrics | None = None) -> Parts:  # fmt: skip
     assert config.secret is not None, "parse_probes requires the secret"
     key = config.secret.value.encode()
     wanted = set(targets) if targets is not None else {p.target for p in config.probes}
@@ -66,7 +66,10 @@ def build_parts(config: ProbesConfig, lock: threading.Lock | None = None,
         if target.name in wanted:
             groups.setdefault((target.host, target.port, target.username), []).append(target)
     names = [group[0].name for group in groups.values()]
-    metrics = ProbeMetrics(config, lock, mailboxes=names)
+    if metrics is None:
+        metrics = ProbeMetrics(config, lock, mailboxes=names)
+    else:
+        metrics.reconfigure(config, names)
     registry = Registry()
     watchers: dict[str, MailboxWatcher] = {}
     for group in groups.values():
@@ -87,9 +90,10 @@ def build_parts(config: ProbesConfig, lock: threading.Lock | None = None,
 class ProbeService:
     families = FAMILIES
 
-    def __init__(self, config: ProbesConfig, lock: threading.Lock, state_file: str | None) -> None:
+    def __init__(self, config: ProbesConfig, lock: threading.Lock, state_file: str | None,
+                 metrics: ProbeMetrics | None = None) -> None:  # fmt: skip
         self.config = config
-        self.parts = build_parts(config, lock)
+        self.parts = build_parts(config, lock, metrics=metrics)
         self.metrics = self.parts.metrics
         self.state_file = state_file
         self._restored = state.load(state_file) if state_file else {}
@@ -159,7 +163,16 @@ class ProbeService:
                                         float(entry["accepted_at"]), probe.late_window)  # fmt: skip
 
 
+# The daemon builds a new service on every reload (SIGHUP), always with its one shared lock: the metrics
+# are kept per lock so counters survive reloads, like the log aggregators'.
+_METRICS: dict[int, tuple[threading.Lock, ProbeMetrics]] = {}
+
+
 def make_probe_service(config: Any, lock: threading.Lock) -> ProbeService:
     """Factory used by exporter.app (``config`` is the whole :class:`exporter.config.Config`)."""
     probes: ProbesConfig = config.probes
-    return ProbeService(probes, lock, os.path.join(config.state_dir, "probes.json"))
+    known = _METRICS.get(id(lock))
+    metrics = known[1] if known is not None and known[0] is lock else None
+    service = ProbeService(probes, lock, os.path.join(config.state_dir, "probes.json"), metrics)
+    _METRICS[id(lock)] = (lock, service.metrics)
+    return service

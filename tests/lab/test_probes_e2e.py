@@ -272,3 +272,62 @@ def test_a_burst_is_seen_at_once(mail_lab: LabEnv, tmp_path: Path) -> None:
     assert code == 0, stderr[-2000:]
     assert 30 == len(lines)
     assert max(line["latency_seconds"] for line in lines) < 10
+
+
+@pytest.mark.timeout(120)
+def test_daemon_serves_probe_metrics_and_keeps_them_over_a_reload(mail_lab: LabEnv, tmp_path: Path) -> None:
+    """`mailpulse run` as a subprocess: probes are scheduled, /metrics shows them delivered, a SIGHUP reload
+    keeps the counters going, SIGTERM stops it cleanly with the state file written."""
+    import signal
+    import socket
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = lab_config(mail_lab, tmp_path, probes=[
+        probe("d587", interval="3s", deadline="10s"), probe("d465", route="submission-465", target="partner-inbox",
+                                                            interval="3s", deadline="10s")])  # fmt: skip
+    text = config.read_text().replace(f"listen: {yaml.safe_load(config.read_text())['http']['listen']}",
+                                      f"listen: 127.0.0.1:{port}")  # fmt: skip
+    config.write_text(text)
+
+    def runs() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            body = resp.read().decode()
+        out = {}
+        for fam in text_string_to_metric_families(body):
+            for sample in fam.samples:
+                if sample.name in ("mailpulse_probe_runs_total", "mailpulse_probe_success"):
+                    out[f"{sample.name}:{sample.labels['probe']}"] = sample.value
+        return out
+
+    def wait_for(check: Any, timeout: float) -> dict[str, float]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                values = runs()
+                if check(values):
+                    return values
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.3)
+
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "-c", str(config)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        before = wait_for(lambda v: all(v.get(f"mailpulse_probe_success:{p}") == 1 for p in ("d587", "d465")), 40)
+        proc.send_signal(signal.SIGHUP)
+        seen: list[float] = []
+        wait_for(lambda v: seen.append(v["mailpulse_probe_runs_total:d587"]) or seen[-1] > before[
+            "mailpulse_probe_runs_total:d587"], 40)  # fmt: skip
+        assert min(seen) >= before["mailpulse_probe_runs_total:d587"], seen  # never reset by the reload
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=40)
+    assert proc.returncode == 0, err[-2000:]
+    assert "config reloaded" in err
+    assert (tmp_path / "state" / "probes.json").exists()

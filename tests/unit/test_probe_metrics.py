@@ -207,3 +207,30 @@ async def test_registry_in_time_late_and_expiry() -> None:
     clock[0] = 1061.0
     assert ["c" * 26] == [p.token for p in registry.expire()]
     await asyncio.sleep(0)
+
+
+def test_reload_keeps_counters_drops_removed_probes() -> None:
+    """make_probe_service() with the daemon's lock again (SIGHUP): runs of a kept probe go on, a removed
+    probe's series are gone, a new probe starts at 0."""
+    import dataclasses  # noqa: PLC0415
+
+    from probes.service import make_probe_service  # noqa: PLC0415
+
+    class Whole:  # the parts of exporter.config.Config the factory reads
+        def __init__(self, probes: ProbesConfig) -> None:
+            self.probes, self.state_dir = probes, "/nonexistent-mailpulse-state"
+
+    lock = threading.Lock()
+    first = make_probe_service(Whole(CONFIG), lock)
+    first.metrics.record(delivered())
+    renamed = dataclasses.replace(CONFIG.probes[0], name="q")
+    second = make_probe_service(Whole(dataclasses.replace(CONFIG, probes=(CONFIG.probes[0], renamed))), lock)
+    assert second.metrics is first.metrics
+    reg = registry_of(second.metrics)
+    assert 1.0 == reg.get_sample_value("mailpulse_probe_runs_total", {"probe": "p"})
+    assert 0.0 == reg.get_sample_value("mailpulse_probe_runs_total", {"probe": "q"})
+    third = make_probe_service(Whole(dataclasses.replace(CONFIG, probes=(renamed,))), lock)
+    reg = registry_of(third.metrics)
+    assert reg.get_sample_value("mailpulse_probe_runs_total", {"probe": "p"}) is None
+    assert reg.get_sample_value("mailpulse_probe_success", {"probe": "p"}) is None
+    assert 0.0 == reg.get_sample_value("mailpulse_probe_mailbox_up", {"target": "t"})
