@@ -99,7 +99,7 @@ def _hup(ts: str, tag: str, msg: str) -> SideResult:
 
 
 def _term(ts: str, tag: str, msg: str) -> SideResult:
-    if msg[:23] == "catch termination signal":
+    if msg[:24] == "catch termination signal":
         return RspamdLifecycle(ts, tag, "stop", "main")
     return NOISE
 
