@@ -98,7 +98,8 @@ FORCED = Family(
 SCORE = Family(
     "mailpulse_rspamd_scan_score",
     "Score of scanned messages (nan scores are not observed). Buckets sit around rspamd's default "
-    "thresholds: greylist 4, add header 6, rewrite subject 8, reject 15.",
+    "thresholds: greylist 4, add header 6, rewrite subject 8, reject 15. No _sum and _count: the buckets "
+    "go below zero (an OpenMetrics rule); the +Inf bucket is the count.",
     H, buckets=SCORE_BUCKETS,
 )  # fmt: skip
 DURATION = Family(
@@ -147,7 +148,7 @@ SYMBOLS = Family(
 ERRORS = Family(
     "mailpulse_rspamd_errors_total",
     "rspamd log lines reporting a failure, by class: redis, dns, upstream, map, lua, antivirus, dkim_key, "
-    "dkim_sign, milter, task_timeout, learn, other (other only with log_severity). Lines collapsed into "
+    "dkim_sign, milter, task_timeout, other (other only with log_severity). Lines collapsed into "
     "'Last message repeated N times' are counted N times.",
     C, ("class",), initial=tuple((c,) for c in ERROR_CLASSES),
 )  # fmt: skip
@@ -232,8 +233,9 @@ class RspamdAggregator:
         self.reconfigure(config)
 
     def reconfigure(self, config: RspamdConfig) -> None:
-        """Apply a (re)loaded config: label sets change, counts are kept."""
-        self._flush()
+        """Apply a (re)loaded config: label sets change, counts are kept. Verdicts still queued are labelled
+        by the new config when counted (the daemon calls this outside the lock a scrape holds, so it must
+        not count them itself)."""
         self.config = config
         self._domains = frozenset(config.signing_domains)
         self._forced_modules = config.forced_labels()

@@ -109,7 +109,6 @@ ERROR_CLASSES = (
     "dkim_sign",  # DKIM signing failures with a loaded key
     "milter",  # milter sessions that ended abnormally, missing scan results
     "task_timeout",  # scans that hit the task timeout
-    "learn",  # failed learns (controller)
     OTHER,  # a line logged at error/crit severity that no rule classifies (only with log_severity)
 )
 

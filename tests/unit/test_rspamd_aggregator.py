@@ -229,9 +229,10 @@ def test_batches_are_counted_before_every_scrape_and_on_their_own() -> None:
 
 
 def test_reconfigure_keeps_counts() -> None:
-    """A reload changes label sets, not counts; queued verdicts are counted with the old config."""
+    """A reload changes label sets, not counts."""
     signed = verdict(symbols="DKIM_SIGNED(0.00){example.test:s=lab;}")
     agg, reg = run([signed])
+    assert value(reg, "mailpulse_rspamd_dkim_signatures_total", domain="other") == 1
     agg.reconfigure(RspamdConfig(signing_domains=("example.test",)))
     handlers = agg.handlers()
     event = RspamdParser().parse_line(signed)
