@@ -380,3 +380,18 @@ def test_last_message_repeated_refers_to_the_same_process() -> None:
 
 def test_repeated_line_without_a_count_is_unparsed() -> None:
     assert isinstance(parse(f"{TS} #1285(controller) rspamd_log_reset_repeated: Last message repeated"), Unparsed)
+
+
+def test_verdicts_of_other_workers_and_modules() -> None:
+    """The proxy in self-scan mode and the controller log verdicts under their own process and module."""
+    for prefix in (f"{TS} #1281(rspamd_proxy) <896180>; proxy; rspamd_task_write_log: ",
+                   f"{TS} #1285(controller) <896180>; csession; rspamd_task_write_log: ",
+                   f"{TS} #1287(normal) <8961>; task; rspamd_task_write_log: "):  # fmt: skip
+        e = scan(prefix + HAM)
+        assert (e.qid, e.action) == ("24B9F20C5A2", "no_action")
+
+
+def test_long_function_names() -> None:
+    """A header longer than the fast path's window is still split at its first ': '."""
+    line = f"{TS} #1287(normal) <c91b29>; lua; " + "x" * 300 + ".lua:12: got error"
+    assert parse(line) is NOISE

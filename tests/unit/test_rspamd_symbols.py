@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from parsers.rspamd import RspamdParser
+from parsers.rspamd import RspamdParser, verdict
 from parsers.rspamd.events import RspamdScan
 from parsers.rspamd.symbols import (
     Symbol,
@@ -156,3 +156,19 @@ def test_symbol_matcher() -> None:
     single = SymbolMatcher(["BAYES_SPAM"])
     assert list(single.candidates(["x", "y"])) == ["x", "y"]
     assert single.present("A(0.00){},BAYES_SPAM(5.10){99.9%;}") == ["BAYES_SPAM"]
+
+
+def test_fast_and_general_verdict_readers_agree_on_every_lab_line() -> None:
+    """The default-layout reader and the general (custom format) reader read every lab verdict alike."""
+    for line in FIXTURE.read_text().splitlines():
+        _, sep, text = line.partition("; rspamd_task_write_log: ")
+        if not sep:
+            continue
+        fast = verdict.parse_verdict("ts", "tag", text)
+        head, _, rest = text.partition(" (default: ")
+        general = verdict._custom("ts", "tag", head, rest)
+        assert fast is not None
+        assert general is not None
+        for field in ("action", "score", "size", "seconds", "symbols", "auth", "complete", "forced_action",
+                      "forced_by", "settings_id", "qid", "message_id", "signed", "authenticated"):  # fmt: skip
+            assert getattr(fast, field) == getattr(general, field), (field, line)
