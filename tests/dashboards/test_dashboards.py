@@ -59,8 +59,19 @@ def recording_rules() -> set[str]:
 
 
 def test_committed_json_is_generated() -> None:
-    """dashboards/json/ holds exactly what dashboards/build.py generates (run it after changing a panel)."""
+    """dashboards/json/ and the generated tables of docs/dashboards.md hold exactly what
+    dashboards/build.py generates (run it after changing a panel or a rule)."""
     assert build.main(["--check"]) == 0
+
+
+def test_no_data_allowlist_is_documented() -> None:
+    """Each panel the lab test allows to stay empty is listed, with its reason, in docs/dashboards.md."""
+    from tests.dashboards.test_lab_prometheus import NO_DATA_IN_LAB
+
+    doc = (build.OUT_DIR.parents[1] / "docs" / "dashboards.md").read_text()
+    titles = {d["uid"]: d["title"].removeprefix("mailpulse / ") for d in DASHBOARDS}
+    for (uid, panel), reason in NO_DATA_IN_LAB.items():
+        assert f"| {titles[uid]} / {panel} | {reason} |" in doc
 
 
 def test_uids_are_fixed_and_unique() -> None:
