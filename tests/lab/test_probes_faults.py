@@ -1,5 +1,5 @@
 """Faults, each with its own reason, while `mailpulse run`'s probe scheduler keeps going: a closed port, a
-wrong SMTP password, an untrusted certificate, a wrong IMAP password, mail that never arrives (routed to
+wrong SMTP password, an untrusted certificate (SMTP and IMAP), a wrong IMAP password, mail that never arrives (routed to
 the lab's deferring remote MX), and the IMAP server going down mid-run and coming back.
 
 These run in a lab of their own (lab_factory): stopping Dovecot must not disturb the session lab.
@@ -54,7 +54,7 @@ async def until(what: Callable[[], bool], timeout: float, message: str) -> None:
 @pytest.mark.timeout(120)
 async def test_each_fault_has_its_reason_and_the_scheduler_keeps_running(own_lab: Any, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """Six probes on 3 s intervals for a few rounds: the healthy one keeps succeeding, each faulty one
+    """Seven probes on 3 s intervals for a few rounds: the healthy one keeps succeeding, each faulty one
     fails again and again at its own stage and reason, and the probe whose deadline outlasts its
     interval is skipped rather than run twice at once."""
     env = own_lab.env
@@ -73,6 +73,8 @@ async def test_each_fault_has_its_reason_and_the_scheduler_keeps_running(own_lab
         {**{k: v for k, v in remote.items() if k != "password_file"}, "name": "wrong-imap",
          "port": int(env["LAB_IMAP_PORT"]), "tls": "starttls", "password_env": "MAILPULSE_TEST_WRONG"},
         {**partner, "name": "tempfail", "address": "probe@tempfail.test"},  # 450 at the remote MX: never arrives
+        {**{k: v for k, v in partner.items() if k != "ca_file"}, "name": "untrusted-imap",
+         "port": int(env["LAB_IMAPS_PORT"]), "tls": "implicit"},  # the lab CA is not in the system store
     ]  # fmt: skip
     fast = {"interval": "3s", "jitter": "0.5s", "deadline": "4s"}
     expected = {
@@ -81,6 +83,7 @@ async def test_each_fault_has_its_reason_and_the_scheduler_keeps_running(own_lab
         "untrusted": ("untrusted", "remote-inbox", "send", "tls"),
         "imapauth": ("submission-587", "wrong-imap", "receive", "imap_auth"),
         "lost": ("submission-587", "tempfail", "deliver", "lost"),
+        "imaptls": ("submission-587", "untrusted-imap", "receive", "imap_tls"),
     }
     probes = [probe("good", **fast | {"deadline": "20s"})] + [
         probe(name, route=route, target=target, **fast) for name, (route, target, _, _) in expected.items()
