@@ -238,15 +238,21 @@ QUEUE: list[Panel | Row] = [
         thresholds=((None, "green"), (3600, "orange"), (86400, "red")),
     ),
     Panel(
-        "Queue size and recipients",
-        "Total size of the messages per queue, and the recipients still to be delivered.",
+        "Queue size",
+        "Total size of the messages in each queue.",
         "bytes",
-        (
-            Target(f"sum by (queue) (mailpulse_postfix_queue_size_bytes{S})", "{{queue}}"),
-            Target(f"sum by (queue) (mailpulse_postfix_queue_recipients{S})", "{{queue}} recipients"),
-        ),
+        (Target(f"sum by (queue) (mailpulse_postfix_queue_size_bytes{S})", "{{queue}}"),),
         width=8,
-        custom={"axisSoftMin": 0},
+        stack=True,
+    ),
+    Panel(
+        "Recipients still to be delivered",
+        "Recipients not yet delivered, per queue: a message to many recipients counts once in the queue "
+        "depth but many times here.",
+        "short",
+        (Target(f"sum by (queue) (mailpulse_postfix_queue_recipients{S})", "{{queue}}"),),
+        width=8,
+        stack=True,
     ),
 ]
 
@@ -353,8 +359,7 @@ PARSER: list[Panel | Row] = [
     Panel(
         "Unparsed share",
         "Share of each source's own lines (parsed + unparsed; other programs' lines excluded) that no rule "
-        "recognised, and unrecognised Postfix lines per daemon. A rise after an upgrade is parser drift "
-        "(MailpulseLogParserDrift).",
+        "recognised. A rise after an upgrade is parser drift (MailpulseLogParserDrift).",
         "percentunit",
         (
             Target(
@@ -362,39 +367,43 @@ PARSER: list[Panel | Row] = [
                 f"(sum by (source) (rate(mailpulse_log_lines_total{READ_LINES}[{RI}])) > 0)",
                 "{{source}}",
             ),
-            Target(
-                f"sum by (service) (rate(postfix_unsupported_log_entries_total{S}[{RI}])) / scalar("
-                f"sum(rate(mailpulse_log_lines_total{READ_LINES}[{RI}])) > 0)",
-                "postfix/{{service}}",
-            ),
         ),
         width=8,
         min=0,
     ),
     Panel(
-        "Log lag",
-        "Seconds between the timestamp of the last line read and the moment it was read, per source.",
-        "s",
-        (Target(f"max by (source) (mailpulse_log_lag_seconds{S})", "{{source}}"),),
-        width=8,
+        "Lines read, and unrecognised Postfix lines by daemon",
+        "Log lines read per source and result (parsed, unparsed: our format but an unknown shape, foreign: "
+        "another program's line), and the unrecognised Postfix lines per daemon, to find which one drifted.",
+        "short",
+        (
+            Target(_rate("mailpulse_log_lines_total", "source, result"), "{{source}} {{result}}"),
+            Target(_rate("postfix_unsupported_log_entries_total", "service"), "unrecognised postfix/{{service}}"),
+        ),
+        width=16,
+        custom={"axisLabel": "lines/s"},
     ),
     Panel(
-        "Freshness: time since the last line",
-        "Seconds since mailpulse last read a line from each source, and bytes written but not yet read. "
-        "Bytes waiting while nothing is read is MailpulseLogSourceStale.",
+        "Log lag and freshness",
+        "Per source: the seconds between the timestamp of the last line read and the moment it was read "
+        "(lag), and the seconds since mailpulse last read a line (freshness; quiet logs grow it too).",
         "s",
         (
-            Target(f"time() - max by (source) (mailpulse_log_last_read_timestamp_seconds{S} > 0)", "{{source}}"),
-            Target(f"max by (source) (mailpulse_log_lag_bytes{S})", "{{source}} bytes behind"),
+            Target(f"max by (source) (mailpulse_log_lag_seconds{S})", "{{source}} lag"),
+            Target(
+                f"time() - max by (source) (mailpulse_log_last_read_timestamp_seconds{S} > 0)",
+                "{{source}} since last line",
+            ),
         ),
         width=8,
     ),
     Panel(
-        "Lines read by source and result",
-        "Log lines read per source: parsed, unparsed (our format, unknown shape) or foreign (another program).",
-        "short",
-        (Target(_rate("mailpulse_log_lines_total", "source, result"), "{{source}} {{result}}"),),
-        custom={"axisLabel": "lines/s"},
+        "Bytes not yet read",
+        "Bytes written to each source but not read at the last poll. Bytes waiting while nothing is read is "
+        "MailpulseLogSourceStale.",
+        "bytes",
+        (Target(f"max by (source) (mailpulse_log_lag_bytes{S})", "{{source}}"),),
+        width=8,
     ),
     Panel(
         "Sources and queue collection up",
@@ -405,6 +414,7 @@ PARSER: list[Panel | Row] = [
             Target(f"min(mailpulse_postfix_queue_up{S})", "queue"),
         ),
         kind="state-timeline",
+        width=8,
         mappings=((1, "up", "green"), (0, "down", "red")),
     ),
 ]
