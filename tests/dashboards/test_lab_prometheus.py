@@ -86,6 +86,11 @@ class Daemon:
 
 
 def start(name: str, cmd: list[str], log: Path) -> Daemon:
+    # setpriv (util-linux) sets the parent-death signal before exec: a killed test session leaves no daemon
+    # behind either (a preexec_fn would do the same in Python, but is unsafe with threads).
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        cmd = [setpriv, "--pdeathsig", "TERM", "--", *cmd]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
     return Daemon(name, proc, log)
