@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Iterator
 from typing import cast
 
@@ -22,8 +21,6 @@ PARTS = (
 
 def sections() -> Iterator[tuple[str, tuple[Family, ...]]]:
     for title, module in PARTS:
-        if importlib.util.find_spec(module) is None:  # TEMPORARY until probes.metrics lands
-            continue
         mod = importlib.import_module(module)
         families = getattr(mod, "FAMILIES", None) or getattr(mod, "SELF_FAMILIES", ())
         yield title, tuple(cast(tuple[Family, ...], families))
