@@ -212,9 +212,9 @@ async def test_registry_in_time_late_and_expiry() -> None:
 def test_reload_keeps_counters_drops_removed_probes() -> None:
     """make_probe_service() with the daemon's lock again (SIGHUP): runs of a kept probe go on, a removed
     probe's series are gone, a new probe starts at 0."""
-    import dataclasses  # noqa: PLC0415
+    import dataclasses
 
-    from probes.service import make_probe_service  # noqa: PLC0415
+    from probes.service import make_probe_service
 
     class Whole:  # the parts of exporter.config.Config the factory reads
         def __init__(self, probes: ProbesConfig) -> None:
