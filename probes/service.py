@@ -26,6 +26,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.core import Metric
 
+from exporter.logsetup import register_secret
 from probes import state
 from probes.config import ProbesConfig, TargetConfig
 from probes.credentials import TokenSource
@@ -60,6 +61,12 @@ def build_parts(config: ProbesConfig, lock: threading.Lock | None = None, target
                 metrics: ProbeMetrics | None = None) -> Parts:  # fmt: skip
     assert config.secret is not None, "parse_probes requires the secret"
     key = config.secret.value.encode()
+    # The CLI registers every config secret already; an embedding that builds the service directly
+    # (tests, other entry points) must not leak them to aioimaplib's DEBUG lines either.
+    passwords = [r.password for r in config.routes] + [t.password for t in config.targets]
+    for secret in (config.secret, *passwords):
+        if secret is not None:
+            register_secret(secret.value)
     wanted = set(targets) if targets is not None else {p.target for p in config.probes}
     groups: dict[tuple[str, int, str], list[TargetConfig]] = {}
     for target in config.targets:
