@@ -331,3 +331,32 @@ def test_daemon_serves_probe_metrics_and_keeps_them_over_a_reload(mail_lab: LabE
     assert proc.returncode == 0, err[-2000:]
     assert "config reloaded" in err
     assert (tmp_path / "state" / "probes.json").exists()
+
+
+@pytest.mark.timeout(120)
+def test_polling_watcher_and_trash_cleanup(mail_lab: LabEnv, tmp_path: Path) -> None:
+    """A target with `watch: poll` finds its probe by polling; `cleanup: trash` (Gmail's way) moves the
+    probe to \\Trash by UID instead of expunging it, still unread."""
+    lab = lab_probes(mail_lab)
+    remote = next(t for t in lab["targets"] if t["name"] == "remote-inbox")
+    target = {**remote, "name": "polled", "port": int(mail_lab["LAB_IMAP_PORT"]), "tls": "starttls",
+              "watch": "poll", "poll_interval": "1s", "cleanup": "trash"}  # fmt: skip
+    code, lines, stderr = run_cli(lab_config(mail_lab, tmp_path, targets=[target],
+                                             probes=[probe("polled", target="polled")]))  # fmt: skip
+    assert code == 0, stderr[-2000:]
+    ((line),) = lines
+    assert ("delivered", "poll") == (line["outcome"], line["watch_mode"])
+    token = line["message_id"].split(".")[1]
+    conn = imap(mail_lab, "probe@remote.test")
+    try:
+        conn.select("INBOX", readonly=True)
+        assert [b""] == conn.uid("SEARCH", "SUBJECT", token)[1]
+        conn.select("Trash")
+        (uids,) = conn.uid("SEARCH", "SUBJECT", token)[1]
+        assert len(uids.split()) == 1
+        flags = conn.uid("FETCH", uids, "(FLAGS)")[1][0]
+        assert b"\\Seen" not in flags  # type: ignore[operator]
+        conn.uid("STORE", uids, "+FLAGS.SILENT", "(\\Deleted)")
+        conn.expunge()
+    finally:
+        conn.logout()
