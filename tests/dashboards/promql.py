@@ -230,7 +230,9 @@ class Series:
     labels: tuple[str, ...]
 
 
-_ROW = re.compile(r"^\| `(?P<name>[a-z_:][a-z0-9_:]*)` \| (?P<type>\w+)[^|]* \| (?P<labels>[^|]*) \|")
+_ROW = re.compile(
+    r"^\| `(?P<name>[a-z_:][a-z0-9_:]*)` \| (?P<type>\w+)[^|]* \| (?P<labels>[^|]*) \| (?P<meaning>.*) \|$"
+)
 
 
 def reference(path: Path = METRICS_MD) -> dict[str, Series]:
@@ -244,8 +246,10 @@ def reference(path: Path = METRICS_MD) -> dict[str, Series]:
         labels = tuple(re.findall(r"`(\w+)`", m["labels"]))
         if kind == "histogram":
             out[f"{name}_bucket"] = Series(f"{name}_bucket", kind, (*labels, "le"))
-            out[f"{name}_sum"] = Series(f"{name}_sum", kind, labels)
-            out[f"{name}_count"] = Series(f"{name}_count", kind, labels)
+            # A histogram whose buckets go below zero has no _sum/_count (OpenMetrics); its row says so.
+            if "No _sum and _count" not in m["meaning"]:
+                out[f"{name}_sum"] = Series(f"{name}_sum", kind, labels)
+                out[f"{name}_count"] = Series(f"{name}_count", kind, labels)
         else:
             out[name] = Series(name, kind, labels)
     return out
