@@ -146,7 +146,16 @@ CLEANUP_FAILURES = Family(
     "mailbox; the sweep retries them later.", Kind.COUNTER, ("target",),
 )  # fmt: skip
 
-FAMILIES = (INFO, RUNS, FAILURES, SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE, LATENCY, LAST_LATENCY,
+INTERVAL = Family(
+    "mailpulse_probe_interval_seconds", "How often this probe is configured to run (its interval), so alerts "
+    "can judge staleness per probe.", Kind.GAUGE, P,
+)  # fmt: skip
+DEADLINE = Family(
+    "mailpulse_probe_deadline_seconds", "How long this probe waits for its message before the run counts as "
+    "lost (its deadline).", Kind.GAUGE, P,
+)  # fmt: skip
+
+FAMILIES = (INFO, INTERVAL, DEADLINE, RUNS, FAILURES, SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE, LATENCY, LAST_LATENCY,
             SEND_DURATION, LATE, PLACEMENTS, LAST_PLACEMENT, AUTH_RESULTS, LAST_AUTH, DKIM_OWN, SPAM_SCORE,
             TLS_VERSION, SKIPPED, MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES)  # fmt: skip
 
@@ -176,6 +185,8 @@ class ProbeMetrics:
             target = config.target(p.target)
             c[INFO][(p.name, p.route, p.target, target.kind, target.provider)] = 1.0
             key = (p.name,)
+            c[INTERVAL][key] = p.interval
+            c[DEADLINE][key] = p.deadline
             zeros: list[tuple[Family, Labels]] = [(fam, key) for fam in (RUNS, LATE, SKIPPED, SUCCESS, LAST_RUN,
                                                                        LAST_SUCCESS, CONSECUTIVE)]  # fmt: skip
             zeros += [(FAILURES, (p.name, stage, reason)) for stage, reasons in STAGE_REASONS.items()
@@ -200,7 +211,8 @@ class ProbeMetrics:
         with self.lock:
             probes = {p.name for p in config.probes}
             self.mailboxes = tuple(mailboxes)
-            self.counters[INFO].clear()
+            for fam in (INFO, INTERVAL, DEADLINE):
+                self.counters[fam].clear()
             for fam, store in self.counters.items():
                 keep = set(self.mailboxes) if fam in MAILBOX_FAMILIES else probes
                 for labels in [k for k in store if k[0] not in keep]:
