@@ -48,8 +48,9 @@ def _normalize(text: str, root: Path) -> str:
     return text.replace(str(root), PLACEHOLDER_DIR)
 
 
-def capture(out: Path, port_base: int | None = None, scale: int = 3,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+def capture(
+    out: Path, port_base: int | None = None, scale: int = 3, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Run a fresh lab with `scale` x every traffic kind; write the fixtures into `out`."""
     root = Path(tempfile.mkdtemp(prefix="mplab-cap-", dir="/tmp"))
     base = port_base or portpick.free_port_base(owner=root)
@@ -68,7 +69,7 @@ def capture(out: Path, port_base: int | None = None, scale: int = 3,
         key = name.split(".")[0]
         # the report's byte offsets must point into the normalized text
         for offsets in (report["log_offsets"], report["log_end_offsets"]):
-            head = raw[:offsets[key]].decode(errors="replace")
+            head = raw[: offsets[key]].decode(errors="replace")
             offsets[key] = len(_normalize(head, root).encode())
         (out / name).write_text(_normalize(raw.decode(errors="replace"), root))
     (out / "traffic.json").write_text(_normalize(json.dumps(report, indent=2), root) + "\n")
@@ -84,7 +85,7 @@ def capture(out: Path, port_base: int | None = None, scale: int = 3,
         "outcomes": report["outcomes"],
         "derived": report["derived"],
         "notes": "logs cover the whole lab life: start, traffic, stop; traffic.json log_offsets and "
-                 "log_end_offsets delimit, per log, the bytes written during the traffic run",
+        "log_end_offsets delimit, per log, the bytes written during the traffic run",
     }
     (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(root, ignore_errors=True)

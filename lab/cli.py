@@ -40,16 +40,29 @@ def _dir(args: argparse.Namespace, create: bool = False) -> Path:
 def cmd_up(args: argparse.Namespace) -> int:
     root = _dir(args, create=True)
     lab, t = lifecycle.up(root, args.port_base, args.dkim, install=not args.no_install, log=_log)
-    _log(f"lab up in {root} (port base {lab.ports.base}, DKIM by {lab.dkim_mode}): packages "
-         f"{t.packages_s:.2f}s, prepare {t.prepare_s:.2f}s, start+ready {t.start_s:.2f}s, "
-         f"total {t.total_s:.2f}s"
-         + (f"; started {','.join(t.started)}" if t.started else "")
-         + (f"; restarted {','.join(t.restarted)}" if t.restarted else ""))
+    _log(
+        f"lab up in {root} (port base {lab.ports.base}, DKIM by {lab.dkim_mode}): packages "
+        f"{t.packages_s:.2f}s, prepare {t.prepare_s:.2f}s, start+ready {t.start_s:.2f}s, "
+        f"total {t.total_s:.2f}s"
+        + (f"; started {','.join(t.started)}" if t.started else "")
+        + (f"; restarted {','.join(t.restarted)}" if t.restarted else "")
+    )
     _log(f"env: {lab.paths.env}   mailpulse config: {lab.paths.mailpulse_yaml}")
     if args.json:
-        print(json.dumps({"dir": str(root), "port_base": lab.ports.base, "packages_s": t.packages_s,
-                          "prepare_s": t.prepare_s, "start_s": t.start_s, "total_s": t.total_s,
-                          "started": t.started, "restarted": t.restarted}))
+        print(
+            json.dumps(
+                {
+                    "dir": str(root),
+                    "port_base": lab.ports.base,
+                    "packages_s": t.packages_s,
+                    "prepare_s": t.prepare_s,
+                    "start_s": t.start_s,
+                    "total_s": t.total_s,
+                    "started": t.started,
+                    "restarted": t.restarted,
+                }
+            )
+        )
     else:
         print(root)
     return 0

@@ -113,8 +113,20 @@ class Ports:
 
     def all(self, dkim: str = "rspamd") -> dict[str, int]:
         """Every port a running lab listens on (the metrics port is mailpulse's, not the lab's)."""
-        names = ["relay", "mx", "fake_remote", "milter", "rspamd_normal", "rspamd_controller",
-                 "imap", "dns", "smtps", "redis", "submission", "imaps"]
+        names = [
+            "relay",
+            "mx",
+            "fake_remote",
+            "milter",
+            "rspamd_normal",
+            "rspamd_controller",
+            "imap",
+            "dns",
+            "smtps",
+            "redis",
+            "submission",
+            "imaps",
+        ]
         if dkim == "opendkim":
             names.append("opendkim")
         return {n: getattr(self, n) for n in names}

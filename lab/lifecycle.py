@@ -38,14 +38,34 @@ def _ensure_mail_user() -> None:
     try:
         pwd.getpwnam(MAIL_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--home-dir", "/nonexistent",
-                        "--no-create-home", "--shell", "/usr/sbin/nologin", MAIL_USER], check=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--home-dir",
+                "/nonexistent",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                MAIL_USER,
+            ],
+            check=True,
+        )
 
 
 def _prepare_dirs(p: Paths) -> None:
     ensure_dir(p.root, 0o755)
-    for d in (p.postfix, p.postfix_etc, p.postfix_spool, p.dovecot, p.dovecot_run, p.sieve_before.parent,
-              p.rspamd_etc, p.dns):
+    for d in (
+        p.postfix,
+        p.postfix_etc,
+        p.postfix_spool,
+        p.dovecot,
+        p.dovecot_run,
+        p.sieve_before.parent,
+        p.rspamd_etc,
+        p.dns,
+    ):
         ensure_dir(d, 0o755)
     ensure_dir(p.postfix_data, 0o700, "postfix", "postfix")
     ensure_dir(p.mail, 0o770, MAIL_USER, MAIL_USER)
@@ -70,8 +90,7 @@ def lab_spec(paths: Paths, st: state.LabState) -> LabSpec:
 
 
 def _config_files(lab: LabSpec) -> list[FileSpec]:
-    specs = [*postfix.files(lab), *dovecot.files(lab), *rspamd.files(lab), *dns.files(lab),
-             services.redis_conf(lab)]
+    specs = [*postfix.files(lab), *dovecot.files(lab), *rspamd.files(lab), *dns.files(lab), services.redis_conf(lab)]
     if lab.dkim_mode == "opendkim":
         specs += opendkim.files(lab)
     return specs
@@ -82,8 +101,7 @@ def _compile_sieve(p: Paths) -> None:
     binary = p.sieve_before.with_suffix(".svbin")
     if binary.exists() and binary.stat().st_mtime >= p.sieve_before.stat().st_mtime:
         return
-    subprocess.run(["sievec", "-c", str(p.dovecot_conf), str(p.sieve_before)], check=True,
-                   capture_output=True)
+    subprocess.run(["sievec", "-c", str(p.dovecot_conf), str(p.sieve_before)], check=True, capture_output=True)
 
 
 def _hash_file(p: Paths, svc: services.Service) -> Path:
@@ -99,8 +117,10 @@ def _check_ports_free(lab: LabSpec, svcs: list[services.Service]) -> None:
     taken = ready.ports_in_use(set(wanted))
     if taken:
         desc = ", ".join(f"{port} ({wanted[port]})" for port in sorted(taken))
-        raise LabError(f"ports already in use by another process: {desc}; choose another --port-base "
-                       f"(this lab uses {lab.ports.base}..{lab.ports.base + 99})")
+        raise LabError(
+            f"ports already in use by another process: {desc}; choose another --port-base "
+            f"(this lab uses {lab.ports.base}..{lab.ports.base + 99})"
+        )
 
 
 def _start_or_refresh(lab: LabSpec, svcs: list[services.Service], t: Timings) -> None:
@@ -150,8 +170,9 @@ def _wait_ready(lab: LabSpec, svcs: list[services.Service], timeout: float) -> N
         raise LabError(f"{exc}: not ready: {', '.join(bad)}; see {lab.paths.daemons_log}") from exc
 
 
-def up(root: Path, port_base: int | None = None, dkim: str | None = None, install: bool = True,
-       log: Log = print) -> tuple[LabSpec, Timings]:
+def up(
+    root: Path, port_base: int | None = None, dkim: str | None = None, install: bool = True, log: Log = print
+) -> tuple[LabSpec, Timings]:
     """Bring the lab in `root` up (idempotent): install, configure, start, wait until ready."""
     t0 = time.monotonic()
     t = Timings()

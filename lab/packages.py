@@ -27,8 +27,7 @@ POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 APT_LISTS = Path("/var/lib/apt/lists")
 # Preseed so postfix's postinst neither asks nor writes /etc/postfix/main.cf.
 DEBCONF_PRESEED = (
-    "postfix postfix/main_mailer_type select No configuration\n"
-    "postfix postfix/mailname string mail.example.test\n"
+    "postfix postfix/main_mailer_type select No configuration\npostfix postfix/mailname string mail.example.test\n"
 )
 APT_OPTS = ("-o", "DPkg::Lock::Timeout=600", "-o", "Dpkg::Options::=--force-confold")
 
@@ -41,20 +40,22 @@ def missing(packages: Iterable[str] = PACKAGES) -> list[str]:
     """Return the packages that dpkg does not report as installed."""
     out = subprocess.run(
         ["dpkg-query", "-W", "-f=${Package} ${Status}\n", *packages],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     installed = {line.split()[0] for line in out.splitlines() if line.endswith("install ok installed")}
     return [p for p in packages if p not in installed]
 
 
 def _lists_present() -> bool:
-    return any(p.name.endswith(("Packages", "Packages.lz4", "Packages.gz", "Packages.xz"))
-               for p in APT_LISTS.glob("*"))
+    return any(p.name.endswith(("Packages", "Packages.lz4", "Packages.gz", "Packages.xz")) for p in APT_LISTS.glob("*"))
 
 
 def _apt(args: list[str], env: dict[str, str]) -> None:
-    proc = subprocess.run(["apt-get", *APT_OPTS, *args], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        ["apt-get", *APT_OPTS, *args], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
+    )
     if proc.returncode != 0:
         raise PackageError(f"apt-get {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 

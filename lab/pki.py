@@ -35,8 +35,24 @@ def _issue(paths: Paths, name: str, subject: str, extensions: str) -> None:
     ext.write_text(extensions)
     _openssl("req", "-new", *_EC, "-keyout", str(tls / f"{name}.key"), "-subj", subject, "-out", str(csr))
     serial = "0x" + os.urandom(8).hex()
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(paths.ca_cert), "-CAkey", str(tls / "ca.key"),
-             "-set_serial", serial, "-days", "3650", "-extfile", str(ext), "-out", str(tls / f"{name}.pem"))
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(paths.ca_cert),
+        "-CAkey",
+        str(tls / "ca.key"),
+        "-set_serial",
+        serial,
+        "-days",
+        "3650",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(tls / f"{name}.pem"),
+    )
     csr.unlink()
     ext.unlink()
 
@@ -45,17 +61,39 @@ def ensure_tls(paths: Paths) -> None:
     """Create the CA and the server and client certificates unless they exist."""
     ensure_dir(paths.tls, 0o755)
     if not (paths.ca_cert.exists() and (paths.tls / "ca.key").exists()):
-        _openssl("req", "-x509", "-new", *_EC, "-keyout", str(paths.tls / "ca.key"),
-                 "-out", str(paths.ca_cert), "-days", "3650", "-subj", "/O=mailpulse lab/CN=mailpulse lab CA",
-                 "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        _openssl(
+            "req",
+            "-x509",
+            "-new",
+            *_EC,
+            "-keyout",
+            str(paths.tls / "ca.key"),
+            "-out",
+            str(paths.ca_cert),
+            "-days",
+            "3650",
+            "-subj",
+            "/O=mailpulse lab/CN=mailpulse lab CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        )
     if not (paths.server_cert.exists() and paths.server_key.exists()):
         sans = ",".join([*(f"DNS:{n}" for n in SERVER_NAMES), "IP:127.0.0.1"])
-        _issue(paths, "server", f"/O=mailpulse lab/CN={SERVER_NAMES[0]}",
-               f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+        _issue(
+            paths,
+            "server",
+            f"/O=mailpulse lab/CN={SERVER_NAMES[0]}",
+            f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )
     if not (paths.client_cert.exists() and paths.client_key.exists()):
-        _issue(paths, "client", f"/O=mailpulse lab/CN={CLIENT_CN}",
-               f"subjectAltName=DNS:{CLIENT_CN}\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
+        _issue(
+            paths,
+            "client",
+            f"/O=mailpulse lab/CN={CLIENT_CN}",
+            f"subjectAltName=DNS:{CLIENT_CN}\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+        )
     for key in paths.tls.glob("*.key"):
         key.chmod(0o600)  # root only: Postfix and Dovecot read keys before dropping privileges
     for cert in paths.tls.glob("*.pem"):
@@ -66,7 +104,7 @@ def cert_fingerprint(cert: Path) -> str:
     """SHA-256 fingerprint in Postfix's check_ccert_access format (AA:BB:...)."""
     der = ssl.PEM_cert_to_DER_cert(cert.read_text())
     digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 def ensure_dkim(paths: Paths) -> str:
@@ -91,7 +129,7 @@ def dkim_record_name() -> str:
 
 def txt_chunks(value: str, size: int = 250) -> list[str]:
     """Split a TXT value into character-strings of at most 255 bytes (DNS limit)."""
-    return [value[i:i + size] for i in range(0, len(value), size)]
+    return [value[i : i + size] for i in range(0, len(value), size)]
 
 
 def _gid(group: str) -> int:

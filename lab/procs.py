@@ -46,8 +46,7 @@ def pid_from(path: Path) -> int | None:
 
 
 # Binaries a lab runs; path evidence alone never selects anything else (e.g. a shell cd'ed into DIR).
-DAEMON_EXE_PREFIXES = (
-    "/usr/sbin/", "/usr/bin/rspamd", "/usr/bin/redis", "/usr/lib/postfix/", "/usr/lib/dovecot/")
+DAEMON_EXE_PREFIXES = ("/usr/sbin/", "/usr/bin/rspamd", "/usr/bin/redis", "/usr/lib/postfix/", "/usr/lib/dovecot/")
 
 
 def _under(link: str, root: Path) -> bool:
@@ -104,8 +103,9 @@ def spawn(cmd: list[str], root: Path, log: Path) -> subprocess.Popen[bytes]:
     """Start a self-daemonizing command; its stdio goes to `log`, never to our caller's pipes
     (a daemon holding the caller's stdout makes `mail-lab up | tail` hang forever)."""
     with log.open("ab") as out:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd="/",
-                                env=daemon_env(root), start_new_session=True)
+        return subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd="/", env=daemon_env(root), start_new_session=True
+        )
 
 
 def signal_all(pids: Iterable[int], sig: int = signal.SIGTERM) -> None:

@@ -34,8 +34,9 @@ DOWN_TIMEOUT_S = 60
 
 def mail_lab_cmd(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """Run `lab/mail-lab ARGS` (system python3, as a user would); output captured."""
-    return subprocess.run([str(MAIL_LAB), *args], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
+    return subprocess.run(
+        [str(MAIL_LAB), *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+    )
 
 
 def lab_unavailable_reason() -> str | None:
@@ -59,8 +60,17 @@ class LabHandle:
         self.up_report: dict[str, Any] = {}
 
     def up(self, *extra: str) -> dict[str, Any]:
-        proc = mail_lab_cmd("up", "--dir", str(self.root), "--port-base", str(self.port_base), "--json",
-                            "--no-install", *extra, timeout=UP_TIMEOUT_S)
+        proc = mail_lab_cmd(
+            "up",
+            "--dir",
+            str(self.root),
+            "--port-base",
+            str(self.port_base),
+            "--json",
+            "--no-install",
+            *extra,
+            timeout=UP_TIMEOUT_S,
+        )
         if proc.returncode != 0:
             log = self.root / "daemons.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""

@@ -33,8 +33,9 @@ RequireSafeKeys     false
 def files(lab: LabSpec) -> list[FileSpec]:
     return [
         FileSpec(lab.paths.opendkim_conf, _conf(lab)),
-        FileSpec(lab.paths.opendkim_key, lab.paths.dkim_key.read_text(), mode=0o600,
-                 owner="opendkim", group="opendkim"),
+        FileSpec(
+            lab.paths.opendkim_key, lab.paths.dkim_key.read_text(), mode=0o600, owner="opendkim", group="opendkim"
+        ),
     ]
 
 

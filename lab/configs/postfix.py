@@ -201,9 +201,11 @@ def _maps(lab: LabSpec) -> dict[str, str]:
     mx = f"tomx:[{HOST}]:{ports.mx}"
     fake = f"smtp:[{HOST}]:{ports.fake_remote}"
     transport = "".join(f"{d}\t{mx}\n" for d in LOCAL_MAILBOX_DOMAINS)
-    transport += (f"{ACCEPT_DOMAIN}\t{fake}\n{TEMPFAIL_DOMAIN}\t{fake}\n{BOUNCE_DOMAIN}\t{fake}\n"
-                  f"# nothing listens on port 1: connection refused -> status=deferred\n"
-                  f"{UNREACHABLE_DOMAIN}\tsmtp:[{HOST}]:1\n")
+    transport += (
+        f"{ACCEPT_DOMAIN}\t{fake}\n{TEMPFAIL_DOMAIN}\t{fake}\n{BOUNCE_DOMAIN}\t{fake}\n"
+        f"# nothing listens on port 1: connection refused -> status=deferred\n"
+        f"{UNREACHABLE_DOMAIN}\tsmtp:[{HOST}]:1\n"
+    )
     vmailbox = "".join(f"{u}\t{u.split('@')[1]}/{u.split('@')[0]}/\n" for u in (*MAILBOX_USERS, GHOST))
     return {
         "main.cf": _main_cf(lab),
@@ -215,7 +217,8 @@ def _maps(lab: LabSpec) -> dict[str, str]:
         "fake_remote_access": (
             f"{ACCEPT_DOMAIN}\tDISCARD accepted and dropped by the lab fake remote\n"
             f"{TEMPFAIL_DOMAIN}\t450 4.2.0 Mailbox busy, try again later (lab fake remote)\n"
-            f"{BOUNCE_DOMAIN}\t550 5.1.1 Mailbox unavailable (lab fake remote)\n"),
+            f"{BOUNCE_DOMAIN}\t550 5.1.1 Mailbox unavailable (lab fake remote)\n"
+        ),
         "tamper_body": f"/^(.*){TAMPER_TOKEN}(.*)$/\tREPLACE ${{1}}{TAMPERED_TEXT}${{2}}\n",
     }
 

@@ -74,34 +74,39 @@ def _overlay(lab: LabSpec) -> dict[str, str]:
         "sign_authenticated = true;\n"
         "# the client-cert relay is 127.0.0.1 without SASL; the MX's clients are not\n"
         'sign_local = false;\nsign_networks = ["127.0.0.1/32"];\nallow_username_mismatch = true;\n'
-        if signing else "# OpenDKIM signs in this lab (--dkim opendkim)\nenabled = false;\n")
+        if signing
+        else "# OpenDKIM signs in this lab (--dkim opendkim)\nenabled = false;\n"
+    )
     return {
         "local.d/logging.inc": 'level = "info";\n',
         "local.d/options.inc": (
             f'dns {{\n  nameserver = ["{HOST}:{ports.dns}"];\n  timeout = 1s;\n  retransmits = 2;\n}}\n'
             "# GTUBE variants: YJS... = add header (-> Junk), ZJS... = rewrite subject, AJS... = no action\n"
             "enable_test_patterns = true;\n"
-            f'hs_cache_dir = "{RSPAMD_HS_CACHE}/";\n'),
+            f'hs_cache_dir = "{RSPAMD_HS_CACHE}/";\n'
+        ),
         "local.d/redis.conf": f'servers = "{HOST}:{ports.redis}";\n',
         "override.d/worker-normal.inc": f'bind_socket = "{HOST}:{ports.rspamd_normal}";\ncount = 1;\n',
-        "override.d/worker-controller.inc": (
-            f'bind_socket = "{HOST}:{ports.rspamd_controller}";\ncount = 1;\n'),
+        "override.d/worker-controller.inc": (f'bind_socket = "{HOST}:{ports.rspamd_controller}";\ncount = 1;\n'),
         "override.d/worker-proxy.inc": (
             f'bind_socket = "{HOST}:{ports.milter}";\nmilter = yes;\ntimeout = 120s;\ncount = 1;\n'
-            f'upstream "local" {{\n  default = yes;\n  hosts = "{HOST}:{ports.rspamd_normal}";\n}}\n'),
+            f'upstream "local" {{\n  default = yes;\n  hosts = "{HOST}:{ports.rspamd_normal}";\n}}\n'
+        ),
         "local.d/dkim_signing.conf": dkim_signing,
         "local.d/dkim.conf": "check_local = true;\n",
         "local.d/spf.conf": "check_local = true;\n",
         "local.d/dmarc.conf": (
             "check_local = true;\n# enforce p=reject / p=quarantine, as many receivers do\n"
-            'actions {\n  reject = "reject";\n  quarantine = "add header";\n}\n'),
+            'actions {\n  reject = "reject";\n  quarantine = "add header";\n}\n'
+        ),
         "local.d/greylist.conf": (
-            f"check_local = true;\ntimeout = {GREYLIST_TIMEOUT_S}s;\n"
-                                  'whitelist_symbols = ["LAB_SCORE"];\n'),
+            f'check_local = true;\ntimeout = {GREYLIST_TIMEOUT_S}s;\nwhitelist_symbols = ["LAB_SCORE"];\n'
+        ),
         "local.d/milter_headers.conf": (
             "skip_local = false;\nskip_authenticated = true;\n"
             'use = ["authentication-results", "x-spamd-result", "x-rspamd-server", "x-rspamd-queue-id", '
-            '"x-spam-level"];\n'),
+            '"x-spam-level"];\n'
+        ),
         "rspamd.local.lua": LAB_RULES_LUA,
     }
 
@@ -113,6 +118,18 @@ def files(lab: LabSpec) -> list[FileSpec]:
 
 def command(lab: LabSpec) -> list[str]:
     p = lab.paths
-    return ["rspamd", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf",
-            f"--var=LOCAL_CONFDIR={p.rspamd_etc}", f"--var=DBDIR={p.rspamd_db}",
-            f"--var=RUNDIR={p.rspamd_run}", f"--var=LOGDIR={p.rspamd}", "-p", str(p.rspamd_pid)]
+    return [
+        "rspamd",
+        "-u",
+        "_rspamd",
+        "-g",
+        "_rspamd",
+        "-c",
+        "/etc/rspamd/rspamd.conf",
+        f"--var=LOCAL_CONFDIR={p.rspamd_etc}",
+        f"--var=DBDIR={p.rspamd_db}",
+        f"--var=RUNDIR={p.rspamd_run}",
+        f"--var=LOGDIR={p.rspamd}",
+        "-p",
+        str(p.rspamd_pid),
+    ]

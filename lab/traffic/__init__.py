@@ -35,15 +35,18 @@ def _expected_ok(rec: Record) -> bool:
     return rec.outcome == kind and (not folder or rec.folder == folder)
 
 
-def run(env_path: Path, scale: int = 1, log: Callable[[str], None] = lambda _m: None,
-        strict: bool = True) -> dict[str, Any]:
+def run(
+    env_path: Path, scale: int = 1, log: Callable[[str], None] = lambda _m: None, strict: bool = True
+) -> dict[str, Any]:
     """Send every kind `scale` times, settle, and return the report (raise TrafficError if strict
     and anything did not turn out as the lab is built to do)."""
     env = LabEnv.load(env_path)
     t0, started = time.monotonic(), dt.datetime.now(dt.UTC)
     run_id = started.strftime("%H%M%S") + os.urandom(2).hex()
-    tails = {name: logs.LogTail(Path(env[key])) for name, key in
-             (("postfix", "LAB_POSTFIX_LOG"), ("rspamd", "LAB_RSPAMD_LOG"), ("dovecot", "LAB_DOVECOT_LOG"))}
+    tails = {
+        name: logs.LogTail(Path(env[key]))
+        for name, key in (("postfix", "LAB_POSTFIX_LOG"), ("rspamd", "LAB_RSPAMD_LOG"), ("dovecot", "LAB_DOVECOT_LOG"))
+    }
     sender = Sender(env, run_id)
     sent_at: dict[int, float] = {}
     for kind in KINDS:
@@ -63,18 +66,37 @@ def run(env_path: Path, scale: int = 1, log: Callable[[str], None] = lambda _m: 
     for rec in sender.records:
         rec.rspamd = tracker.verdicts(rec)
         if not _expected_ok(rec):
-            tracker.problems.append(f"{rec.kind} {rec.queue_id or rec.reply}: expected {rec.expect}, "
-                                    f"got {rec.outcome}{':' + rec.folder if rec.folder else ''}")
-    report = _report(env, run_id, started, t0=t0, tails=tails, records=sender.records,
-                     problems=tracker.problems, ndr_delivered=ndr_delivered)
+            tracker.problems.append(
+                f"{rec.kind} {rec.queue_id or rec.reply}: expected {rec.expect}, "
+                f"got {rec.outcome}{':' + rec.folder if rec.folder else ''}"
+            )
+    report = _report(
+        env,
+        run_id,
+        started,
+        t0=t0,
+        tails=tails,
+        records=sender.records,
+        problems=tracker.problems,
+        ndr_delivered=ndr_delivered,
+    )
     log(f"traffic {run_id}: done in {report['duration_s']}s, {len(tracker.problems)} problems")
     if strict and tracker.problems:
         raise TrafficError("; ".join(tracker.problems))
     return report
 
 
-def _report(env: LabEnv, run_id: str, started: dt.datetime, *, t0: float, tails: dict[str, logs.LogTail],
-            records: list[Record], problems: list[str], ndr_delivered: int) -> dict[str, Any]:
+def _report(
+    env: LabEnv,
+    run_id: str,
+    started: dt.datetime,
+    *,
+    t0: float,
+    tails: dict[str, logs.LogTail],
+    records: list[Record],
+    problems: list[str],
+    ndr_delivered: int,
+) -> dict[str, Any]:
     verdicts = [v for r in records for v in r.rspamd]
     derived = {
         "accepted": sum(r.queue_id is not None for r in records),
@@ -87,8 +109,7 @@ def _report(env: LabEnv, run_id: str, started: dt.datetime, *, t0: float, tails:
         "rspamd_dkim_signed": sum("DKIM_SIGNED" in v["symbols"] for v in verdicts),
         "rspamd_dkim_allow": sum("R_DKIM_ALLOW" in v["symbols"] for v in verdicts),
         "rspamd_dkim_reject": sum("R_DKIM_REJECT" in v["symbols"] for v in verdicts),
-        "rspamd_greylisted": sum("GREYLIST" in v["symbols"] and v["action"] == "soft reject"
-                                 for v in verdicts),
+        "rspamd_greylisted": sum("GREYLIST" in v["symbols"] and v["action"] == "soft reject" for v in verdicts),
     }
     return {
         "run_id": run_id,

@@ -48,7 +48,8 @@ def deliveries(postfix: str, qid: str) -> list[Delivery]:
     #   relay=127.0.0.1[127.0.0.1]:20025, delay=0.3, delays=0.19/0.01/0.03/0.06, dsn=2.0.0,
     #   status=sent (250 2.0.0 Ok: queued as CB4F720C474)
     pattern = re.compile(
-        rf" {qid}: to=<[^>]*>, (?:orig_to=<[^>]*>, )?relay=(\S+), .*?status=(\w[\w-]*) \((.*)\)$", re.M)
+        rf" {qid}: to=<[^>]*>, (?:orig_to=<[^>]*>, )?relay=(\S+), .*?status=(\w[\w-]*) \((.*)\)$", re.M
+    )
     return [Delivery(m.group(2), m.group(1), m.group(3)) for m in pattern.finditer(postfix)]
 
 
@@ -67,8 +68,7 @@ def force_expired(postfix: str, qid: str) -> bool:
 def folder(dovecot: str, message_id: str) -> str | None:
     # lmtp(probe@remote.test)<9083><MJ9ACRa+BWt7IwAAg+zDdQ>: Info: sieve: msgid=<...>: fileinto action:
     #   stored mail into mailbox 'Junk'
-    m = re.search(rf"msgid={re.escape(message_id)}: (?:fileinto action: )?stored mail into mailbox '([^']+)'",
-                  dovecot)
+    m = re.search(rf"msgid={re.escape(message_id)}: (?:fileinto action: )?stored mail into mailbox '([^']+)'", dovecot)
     return m.group(1) if m else None
 
 

@@ -21,8 +21,15 @@ BODY = (
 )
 
 
-def build(run_id: str, kind: str, header_from: str, to: str, *, extra_headers: dict[str, str] | None = None,
-          body_lines: tuple[str, ...] = ()) -> tuple[str, bytes]:
+def build(
+    run_id: str,
+    kind: str,
+    header_from: str,
+    to: str,
+    *,
+    extra_headers: dict[str, str] | None = None,
+    body_lines: tuple[str, ...] = (),
+) -> tuple[str, bytes]:
     """Return (Message-ID, RFC 5322 bytes with CRLF line ends)."""
     seq = next(_SEQ)
     domain = header_from.rsplit("@", 1)[1]

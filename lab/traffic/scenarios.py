@@ -68,15 +68,34 @@ class Sender:
     def sender(self) -> str:
         return self.env["LAB_SENDER"]
 
-    def message(self, kind: str, route: Route, rcpt: str, expect: str, *, mail_from: str | None = None,
-                header_from: str | None = None, headers: dict[str, str] | None = None,
-                body_lines: tuple[str, ...] = ()) -> Record:
+    def message(
+        self,
+        kind: str,
+        route: Route,
+        rcpt: str,
+        expect: str,
+        *,
+        mail_from: str | None = None,
+        header_from: str | None = None,
+        headers: dict[str, str] | None = None,
+        body_lines: tuple[str, ...] = (),
+    ) -> Record:
         mail_from = mail_from or self.sender
-        mid, data = mail.build(self.run_id, kind, header_from or mail_from, rcpt, extra_headers=headers,
-                               body_lines=body_lines)
+        mid, data = mail.build(
+            self.run_id, kind, header_from or mail_from, rcpt, extra_headers=headers, body_lines=body_lines
+        )
         reply = smtp.send(self.env, route, mail_from, [rcpt], data)
-        rec = Record(kind, route.name, mail_from, rcpt, mid, str(reply), reply.stage,
-                     reply.queue_id if reply.accepted else None, expect)
+        rec = Record(
+            kind,
+            route.name,
+            mail_from,
+            rcpt,
+            mid,
+            str(reply),
+            reply.stage,
+            reply.queue_id if reply.accepted else None,
+            expect,
+        )
         if not reply.accepted:
             rec.outcome = "rejected"
         self.records.append(rec)
@@ -88,8 +107,18 @@ class Sender:
             reply = smtp.auth_plain(conn, self.sender, "wrong-" + self.run_id)
         finally:
             smtp.close(conn)
-        rec = Record(kind, route.name, self.sender, "", None, str(reply), reply.stage, None, "auth_failed",
-                     outcome="auth_failed" if reply.code == 535 else f"unexpected {reply.code}")
+        rec = Record(
+            kind,
+            route.name,
+            self.sender,
+            "",
+            None,
+            str(reply),
+            reply.stage,
+            None,
+            "auth_failed",
+            outcome="auth_failed" if reply.code == 535 else f"unexpected {reply.code}",
+        )
         self.records.append(rec)
         return rec
 
@@ -113,9 +142,16 @@ class Kind:
             return s.auth_failure(self.name, self.route)
         rcpt = self.rcpt or TARGETS[i % len(TARGETS)]
         mail_from = self.mail_from.format(run=s.run_id, i=i) if self.mail_from else None
-        return s.message(self.name, self.route, rcpt, self.expect, mail_from=mail_from,
-                         header_from=s.sender if self.from_header_is_sender else None,
-                         headers=dict(self.headers), body_lines=self.body_lines)
+        return s.message(
+            self.name,
+            self.route,
+            rcpt,
+            self.expect,
+            mail_from=mail_from,
+            header_from=s.sender if self.from_header_is_sender else None,
+            headers=dict(self.headers),
+            body_lines=self.body_lines,
+        )
 
 
 ALICE = f"alice@{EXTERNAL_SENDER_DOMAIN}"
@@ -129,8 +165,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("auth_failures_587", 2, smtp.SUBMISSION, "auth_failed"),
     Kind("auth_failures_465", 1, smtp.SMTPS, "auth_failed"),
     Kind("rejected_unknown_recipient", 1, smtp.SUBMISSION, "rejected", rcpt=UNKNOWN_USER),
-    Kind("relay_denied_mx", 1, smtp.MX_EXTERNAL, "rejected", rcpt=f"victim@{OUTSIDE_DOMAIN}",
-         mail_from=ALICE),
+    Kind("relay_denied_mx", 1, smtp.MX_EXTERNAL, "rejected", rcpt=f"victim@{OUTSIDE_DOMAIN}", mail_from=ALICE),
     Kind("relay_denied_nocert", 1, smtp.RELAY_NO_CERT, "rejected"),
     Kind("sent_remote", 1, smtp.SUBMISSION, "sent_remote", rcpt=f"user@{ACCEPT_DOMAIN}"),
     Kind("deferred_tempfail", 1, smtp.SUBMISSION, "deferred", rcpt=f"user@{TEMPFAIL_DOMAIN}"),
@@ -141,13 +176,26 @@ KINDS: tuple[Kind, ...] = (
     Kind("junk_gtube", 1, smtp.SUBMISSION, JUNK, body_lines=(GTUBE_ADD_HEADER,)),
     Kind("junk_score", 1, smtp.SUBMISSION, JUNK, headers=((SCORE_HEADER, "8"),)),
     Kind("spam_rejected_submission", 1, smtp.SUBMISSION, "rejected", body_lines=(GTUBE_REJECT,)),
-    Kind("spam_rejected_mx", 1, smtp.MX_EXTERNAL, "rejected", mail_from=f"spam@{EXTERNAL_SENDER_DOMAIN}",
-         body_lines=(GTUBE_REJECT,)),
+    Kind(
+        "spam_rejected_mx",
+        1,
+        smtp.MX_EXTERNAL,
+        "rejected",
+        mail_from=f"spam@{EXTERNAL_SENDER_DOMAIN}",
+        body_lines=(GTUBE_REJECT,),
+    ),
     Kind("external_ham", 1, smtp.MX_EXTERNAL, INBOX, mail_from=ALICE),
     Kind("spoofed", 1, smtp.MX_EXTERNAL, "rejected"),
     Kind("tampered", 1, smtp.SUBMISSION, INBOX, body_lines=(f"signed text, {TAMPER_TOKEN} on the way",)),
     # greylisting keys on (envelope sender, recipient, client /19): a sender unique to the run makes
     # the first attempt deterministic even after earlier runs passed (passes are kept for a day)
-    Kind("greylisted", 1, smtp.SUBMISSION, INBOX, mail_from="grey-{run}-{i}@" + OWN_DOMAIN,
-         headers=((GREYLIST_HEADER, "yes"),), from_header_is_sender=True),
+    Kind(
+        "greylisted",
+        1,
+        smtp.SUBMISSION,
+        INBOX,
+        mail_from="grey-{run}-{i}@" + OWN_DOMAIN,
+        headers=((GREYLIST_HEADER, "yes"),),
+        from_header_is_sender=True,
+    ),
 )

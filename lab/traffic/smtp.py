@@ -72,8 +72,14 @@ def open_session(env: LabEnv, route: Route) -> smtplib.SMTP:
     src = (route.source, 0)
     conn: smtplib.SMTP
     if route.implicit_tls:
-        conn = smtplib.SMTP_SSL(host, port, local_hostname=route.helo, timeout=TIMEOUT_S,
-                                source_address=src, context=_ctx(env, route.client_cert))
+        conn = smtplib.SMTP_SSL(
+            host,
+            port,
+            local_hostname=route.helo,
+            timeout=TIMEOUT_S,
+            source_address=src,
+            context=_ctx(env, route.client_cert),
+        )
     else:
         conn = smtplib.SMTP(host, port, local_hostname=route.helo, timeout=TIMEOUT_S, source_address=src)
         conn.starttls(context=_ctx(env, route.client_cert))

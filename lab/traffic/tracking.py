@@ -142,10 +142,11 @@ class Tracker:
         out = []
         # rspamd_task_write_log: id: <mid>, qid: <QID>, ...
         #   (default: F (no action): [-1.00/15.00] [SYM(-0.10){opt;},...]), len: ...
-        verdict = re.compile(rf"rspamd_task_write_log: id: <{mid}>,(?: qid: <(\w+)>,)?.*?"
-                             rf"\(default: \w \(([^)]+)\): \[([-\w.]+)/[\w.]+\] \[(.*?)\]\),")
+        verdict = re.compile(
+            rf"rspamd_task_write_log: id: <{mid}>,(?: qid: <(\w+)>,)?.*?"
+            rf"\(default: \w \(([^)]+)\): \[([-\w.]+)/[\w.]+\] \[(.*?)\]\),"
+        )
         for m in verdict.finditer(self.tails["rspamd"].text()):
             symbols = [s for s in re.findall(r"(?:^|,)([A-Z0-9_]+)\(", m.group(4)) if INTERESTING.match(s)]
-            out.append({"qid": m.group(1), "action": m.group(2), "score": float(m.group(3)),
-                        "symbols": symbols})
+            out.append({"qid": m.group(1), "action": m.group(2), "score": float(m.group(3)), "symbols": symbols})
         return out

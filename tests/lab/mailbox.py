@@ -17,8 +17,9 @@ from lab.traffic import mail, smtp
 from lab.traffic.smtp import Reply, Route
 
 
-def send(env: LabEnv, route: Route, rcpt: str, kind: str = "test", *,
-         body_lines: tuple[str, ...] = ()) -> tuple[str, Reply]:
+def send(
+    env: LabEnv, route: Route, rcpt: str, kind: str = "test", *, body_lines: tuple[str, ...] = ()
+) -> tuple[str, Reply]:
     """Send one message; return its Message-ID and the final SMTP reply."""
     mid, data = mail.build("pytest", kind, env["LAB_SENDER"], rcpt, body_lines=body_lines)
     return mid, smtp.send(env, route, env["LAB_SENDER"], [rcpt], data)
@@ -47,8 +48,9 @@ def special_use_folder(conn: imaplib.IMAP4, flag: str) -> str:
     raise AssertionError(f"no folder flagged {flag}: {lines}")
 
 
-def fetch(env: LabEnv, user: str, message_id: str, folder: str = "INBOX", *, starttls: bool = False,
-          timeout: float = 20.0) -> bytes:
+def fetch(
+    env: LabEnv, user: str, message_id: str, folder: str = "INBOX", *, starttls: bool = False, timeout: float = 20.0
+) -> bytes:
     """Poll `folder` of `user` until the message with `message_id` is there; return its bytes."""
     conn = imap_connect(env, user, starttls)
     try:
@@ -85,6 +87,7 @@ def lab_dns_txt(env: LabEnv, name: str) -> str | None:
 
 def dkim_verifies(env: LabEnv, raw: bytes) -> bool:
     """dkimpy verification with the key looked up in the lab DNS (not in a file)."""
+
     def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
         txt = lab_dns_txt(env, name.decode().rstrip("."))
         return txt.encode() if txt else None

@@ -17,8 +17,7 @@ TARGETS = ["probe@remote.test", "probe@partner.test"]
 
 @pytest.mark.parametrize(("route_name", "route"), ROUTES, ids=[r[0] for r in ROUTES])
 @pytest.mark.parametrize("target", TARGETS)
-def test_message_arrives_signed_and_checked(mail_lab: LabEnv, route_name: str, route: smtp.Route,
-                                            target: str) -> None:
+def test_message_arrives_signed_and_checked(mail_lab: LabEnv, route_name: str, route: smtp.Route, target: str) -> None:
     """A message sent on each route reaches each mailbox domain with a DKIM signature that verifies
     against the lab DNS and an Authentication-Results header added by the receiving MX."""
     mid, reply = mailbox.send(mail_lab, route, target, kind=route_name)
@@ -49,8 +48,9 @@ def test_lab_dns_publishes_the_signing_key(mail_lab: LabEnv) -> None:
 
 def test_spam_marked_message_lands_in_junk(mail_lab: LabEnv) -> None:
     """The GTUBE add-header body (LAB_JUNK_BODY) is filed into the \\Junk SPECIAL-USE folder."""
-    mid, reply = mailbox.send(mail_lab, smtp.SUBMISSION, TARGETS[0], kind="junk",
-                              body_lines=(mail_lab["LAB_JUNK_BODY"],))
+    mid, reply = mailbox.send(
+        mail_lab, smtp.SUBMISSION, TARGETS[0], kind="junk", body_lines=(mail_lab["LAB_JUNK_BODY"],)
+    )
     assert reply.accepted, str(reply)
 
     raw = mailbox.fetch(mail_lab, TARGETS[0], mid, folder="\\Junk")

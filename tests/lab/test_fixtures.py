@@ -41,8 +41,8 @@ def test_offsets_point_at_line_starts(report: dict[str, Any], log: str) -> None:
     data = (FIXTURES / LOGS[log]).read_bytes()
     offset, end = report["log_offsets"][log], report["log_end_offsets"][log]
     assert 0 < offset < end <= len(data)
-    assert data[offset - 1:offset] == b"\n"
-    assert data[end - 1:end] == b"\n"
+    assert data[offset - 1 : offset] == b"\n"
+    assert data[end - 1 : end] == b"\n"
 
 
 def test_every_queue_id_of_the_report_is_in_the_postfix_log(report: dict[str, Any]) -> None:

@@ -20,8 +20,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
 
 def _status(root: Path) -> list[dict[str, Any]]:
-    status: list[dict[str, Any]] = json.loads(mail_lab_cmd("status", "--dir", str(root), "--json",
-                                                           timeout=30).stdout)
+    status: list[dict[str, Any]] = json.loads(mail_lab_cmd("status", "--dir", str(root), "--json", timeout=30).stdout)
     return status
 
 

@@ -14,11 +14,28 @@ from lab.envfile import LabEnv
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
 KINDS = {
-    "submitted_587", "submitted_465", "relayed_cert", "auth_failures_587", "auth_failures_465",
-    "rejected_unknown_recipient", "relay_denied_mx", "relay_denied_nocert", "sent_remote",
-    "deferred_tempfail", "deferred_unreachable", "expired", "bounced_remote", "bounced_lmtp",
-    "junk_gtube", "junk_score", "spam_rejected_submission", "spam_rejected_mx", "external_ham",
-    "spoofed", "tampered", "greylisted",
+    "submitted_587",
+    "submitted_465",
+    "relayed_cert",
+    "auth_failures_587",
+    "auth_failures_465",
+    "rejected_unknown_recipient",
+    "relay_denied_mx",
+    "relay_denied_nocert",
+    "sent_remote",
+    "deferred_tempfail",
+    "deferred_unreachable",
+    "expired",
+    "bounced_remote",
+    "bounced_lmtp",
+    "junk_gtube",
+    "junk_score",
+    "spam_rejected_submission",
+    "spam_rejected_mx",
+    "external_ham",
+    "spoofed",
+    "tampered",
+    "greylisted",
 }
 
 
@@ -62,52 +79,73 @@ def test_driver_did_every_kind_without_problems(lab_traffic: dict[str, Any]) -> 
     assert sum(lab_traffic["counts"].values()) == len(lab_traffic["records"])
 
 
-@pytest.mark.parametrize(("kind", "service", "sasl"), [
-    ("submitted_587", "postfix/submission/smtpd", True),
-    ("submitted_465", "postfix/smtps/smtpd", True),
-    ("relayed_cert", "postfix/relay/smtpd", False),
-])
-def test_accepted_submissions_are_logged_per_service(logs: dict[str, str], lab_traffic: dict[str, Any],
-                                                     kind: str, service: str, sasl: bool) -> None:
+@pytest.mark.parametrize(
+    ("kind", "service", "sasl"),
+    [
+        ("submitted_587", "postfix/submission/smtpd", True),
+        ("submitted_465", "postfix/smtps/smtpd", True),
+        ("relayed_cert", "postfix/relay/smtpd", False),
+    ],
+)
+def test_accepted_submissions_are_logged_per_service(
+    logs: dict[str, str], lab_traffic: dict[str, Any], kind: str, service: str, sasl: bool
+) -> None:
     """Each accepted message appears with its queue ID under the service's syslog name."""
     records = _records(lab_traffic, kind)
     assert len(records) == lab_traffic["counts"][kind]
     for rec in records:
-        line = re.search(rf"^.* {re.escape(service)}\[\d+\]: {rec['queue_id']}: client={LOCAL}(.*)$",
-                         logs["postfix"], re.M)
+        line = re.search(
+            rf"^.* {re.escape(service)}\[\d+\]: {rec['queue_id']}: client={LOCAL}(.*)$", logs["postfix"], re.M
+        )
         assert line, f"{kind} {rec['queue_id']} not logged by {service}"
         assert ("sasl_username=probe@example.test" in line.group(1)) is sasl
 
 
-@pytest.mark.parametrize(("kind", "pattern"), [
-    ("auth_failures_587", rf"postfix/submission/smtpd\[\d+\]: warning: {LOCAL}: {SASL_FAILED}"),
-    ("auth_failures_465", rf"postfix/smtps/smtpd\[\d+\]: warning: {LOCAL}: {SASL_FAILED}"),
-    ("rejected_unknown_recipient",
-     rf"{REJECT} {LOCAL}: 550 5\.1\.1 <nobody@remote\.test>: Recipient address rejected: User unknown"),
-    ("relay_denied_mx", rf"postfix/smtpd\[\d+\]: {REJECT} {EXT}: 554 5\.7\.1 <victim@elsewhere\.test>: "
-                        r"Relay access denied"),
-    ("relay_denied_nocert", rf"postfix/relay/smtpd\[\d+\]: {REJECT} {LOCAL}: 554 5\.7\.1 <[^>]+>: "
-                            r"Recipient address rejected: Access denied"),
-    ("spam_rejected_submission", rf"{MILTER} {LOCAL}: 5\.7\.1 Gtube pattern"),
-    ("spam_rejected_mx", rf"{MILTER} {EXT}: 5\.7\.1 Gtube pattern"),
-    ("spoofed", rf"{MILTER} {EXT}: 5\.7\.1 .*; from=<probe@example"),
-    ("sent_remote", r"postfix/fake-remote/smtpd\[\d+\]: NOQUEUE: discard: RCPT from .*<user@accept\.test>"),
-])
-def test_session_level_events_are_counted_exactly(logs: dict[str, str], lab_traffic: dict[str, Any],
-                                                  kind: str, pattern: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "pattern"),
+    [
+        ("auth_failures_587", rf"postfix/submission/smtpd\[\d+\]: warning: {LOCAL}: {SASL_FAILED}"),
+        ("auth_failures_465", rf"postfix/smtps/smtpd\[\d+\]: warning: {LOCAL}: {SASL_FAILED}"),
+        (
+            "rejected_unknown_recipient",
+            rf"{REJECT} {LOCAL}: 550 5\.1\.1 <nobody@remote\.test>: Recipient address rejected: User unknown",
+        ),
+        (
+            "relay_denied_mx",
+            rf"postfix/smtpd\[\d+\]: {REJECT} {EXT}: 554 5\.7\.1 <victim@elsewhere\.test>: "
+            r"Relay access denied",
+        ),
+        (
+            "relay_denied_nocert",
+            rf"postfix/relay/smtpd\[\d+\]: {REJECT} {LOCAL}: 554 5\.7\.1 <[^>]+>: "
+            r"Recipient address rejected: Access denied",
+        ),
+        ("spam_rejected_submission", rf"{MILTER} {LOCAL}: 5\.7\.1 Gtube pattern"),
+        ("spam_rejected_mx", rf"{MILTER} {EXT}: 5\.7\.1 Gtube pattern"),
+        ("spoofed", rf"{MILTER} {EXT}: 5\.7\.1 .*; from=<probe@example"),
+        ("sent_remote", r"postfix/fake-remote/smtpd\[\d+\]: NOQUEUE: discard: RCPT from .*<user@accept\.test>"),
+    ],
+)
+def test_session_level_events_are_counted_exactly(
+    logs: dict[str, str], lab_traffic: dict[str, Any], kind: str, pattern: str
+) -> None:
     """Rejections and failures the driver caused appear exactly as often as it reports."""
     assert _count(logs["postfix"], pattern) == lab_traffic["counts"][kind]
 
 
-@pytest.mark.parametrize(("kind", "statuses"), [
-    ("deferred_tempfail", ["deferred"]),
-    ("deferred_unreachable", ["deferred"]),
-    ("expired", ["deferred"]),
-    ("bounced_remote", ["bounced"]),
-    ("greylisted", ["deferred", "sent"]),
-])
-def test_first_hop_delivery_statuses(logs: dict[str, str], lab_traffic: dict[str, Any], kind: str,
-                                     statuses: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("kind", "statuses"),
+    [
+        ("deferred_tempfail", ["deferred"]),
+        ("deferred_unreachable", ["deferred"]),
+        ("expired", ["deferred"]),
+        ("bounced_remote", ["bounced"]),
+        ("greylisted", ["deferred", "sent"]),
+    ],
+)
+def test_first_hop_delivery_statuses(
+    logs: dict[str, str], lab_traffic: dict[str, Any], kind: str, statuses: list[str]
+) -> None:
     """The submitting side logs the delivery attempts the driver reports, one line per attempt."""
     for rec in _records(lab_traffic, kind):
         found = re.findall(rf" {rec['queue_id']}: to=<[^>]+>, relay=.*, status=(\w+) ", logs["postfix"])
@@ -131,15 +169,15 @@ def test_expiry_bounce_and_ndrs(logs: dict[str, str], lab_traffic: dict[str, Any
     assert lab_traffic["derived"]["ndr_delivered"] == lab_traffic["derived"]["ndr_generated"] > 0
 
 
-def test_rspamd_signs_on_submission_and_verifies_at_the_mx(logs: dict[str, str],
-                                                            lab_traffic: dict[str, Any]) -> None:
+def test_rspamd_signs_on_submission_and_verifies_at_the_mx(logs: dict[str, str], lab_traffic: dict[str, Any]) -> None:
     """rspamd's verdict lines: DKIM_SIGNED for the submission's queue ID, R_DKIM_ALLOW (or
     R_DKIM_REJECT for tampered mail) for the MX's queue ID of the same message."""
     for kind in ("submitted_587", "submitted_465", "relayed_cert", "tampered"):
         for rec in _records(lab_traffic, kind):
             out = re.search(rf"rspamd_task_write_log: .*qid: <{rec['queue_id']}>.*", logs["rspamd"])
-            mx = re.search(rf"rspamd_task_write_log: .*qid: <{rec['mx_queue_id']}>, ip: 127\.0\.0\.2,.*",
-                           logs["rspamd"])
+            mx = re.search(
+                rf"rspamd_task_write_log: .*qid: <{rec['mx_queue_id']}>, ip: 127\.0\.0\.2,.*", logs["rspamd"]
+            )
             assert out, rec
             assert "DKIM_SIGNED(" in out.group(0), rec
             assert mx, rec
@@ -148,15 +186,17 @@ def test_rspamd_signs_on_submission_and_verifies_at_the_mx(logs: dict[str, str],
             assert "DMARC_POLICY_ALLOW(" in mx.group(0)
 
 
-@pytest.mark.parametrize(("kind", "forced"), [
-    ("spam_rejected_submission", 'forced: reject "Gtube pattern"'),
-    ("spam_rejected_mx", 'forced: reject "Gtube pattern"'),
-    ("spoofed", 'forced: reject "Action set by DMARC"'),
-    ("greylisted", 'forced: soft reject "Try again later"; score=nan (set by greylist)'),
-    ("junk_gtube", 'forced: add header "Gtube pattern"'),
-])
-def test_rspamd_forced_actions(logs: dict[str, str], lab_traffic: dict[str, Any], kind: str,
-                               forced: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "forced"),
+    [
+        ("spam_rejected_submission", 'forced: reject "Gtube pattern"'),
+        ("spam_rejected_mx", 'forced: reject "Gtube pattern"'),
+        ("spoofed", 'forced: reject "Action set by DMARC"'),
+        ("greylisted", 'forced: soft reject "Try again later"; score=nan (set by greylist)'),
+        ("junk_gtube", 'forced: add header "Gtube pattern"'),
+    ],
+)
+def test_rspamd_forced_actions(logs: dict[str, str], lab_traffic: dict[str, Any], kind: str, forced: str) -> None:
     """Spam, spoofs and greylisting show up in rspamd's verdict lines with the forcing module."""
     for rec in _records(lab_traffic, kind):
         mid = re.escape(rec["message_id"].strip("<>"))

@@ -16,8 +16,12 @@ from lab.state import LabState
 
 @pytest.fixture
 def spec(tmp_path: Path) -> LabSpec:
-    return LabSpec(Paths(tmp_path), LabState(port_base=21000, dkim="rspamd", password="pw 'quoted'"),
-                   "v=DKIM1; k=rsa; p=" + "A" * 392, "AA:BB")
+    return LabSpec(
+        Paths(tmp_path),
+        LabState(port_base=21000, dkim="rspamd", password="pw 'quoted'"),
+        "v=DKIM1; k=rsa; p=" + "A" * 392,
+        "AA:BB",
+    )
 
 
 def test_ports_are_distinct_and_inside_the_span() -> None:
@@ -59,7 +63,9 @@ def test_mailpulse_yaml_follows_the_contract(spec: LabSpec) -> None:
 
     assert loaded == cfg
     assert [(s["name"], s["type"], s["format"]) for s in cfg["sources"]] == [
-        ("postfix", "file", "postfix"), ("rspamd", "file", "rspamd")]
+        ("postfix", "file", "postfix"),
+        ("rspamd", "file", "rspamd"),
+    ]
     assert cfg["postfix"]["queue"]["config_dir"] == str(spec.paths.postfix_etc)
     assert cfg["rspamd"]["signing_domains"] == ["example.test"]
     assert cfg["state_dir"].startswith(str(spec.paths.root))
