@@ -65,7 +65,7 @@ class App:
         os.makedirs(os.path.join(config.state_dir, "offsets"), exist_ok=True)
         formats = build_formats(self.aggregators, config.postfix.parser, config.rspamd)
         services: list[Service] = [self._source(src, formats, config) for src in config.sources]
-        parts: list[Part] = [*self.aggregators.parts(), self.sources]  # type: ignore[list-item]
+        parts: list[Part] = [*self.aggregators.parts(), self.sources]
         self._queue = None
         if config.postfix.queue.enabled:
             q = config.postfix.queue

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exporter.config_rspamd import RspamdConfig
+from exporter.metrics.collector import Part
 from exporter.metrics.postfix import PostfixAggregator
 from exporter.metrics.rspamd import RspamdAggregator
 from exporter.pipeline import Format
@@ -33,7 +34,7 @@ class Aggregators:
     def create(cls, rspamd: RspamdConfig) -> Aggregators:
         return cls(PostfixAggregator(), RspamdAggregator(rspamd))
 
-    def parts(self) -> list[object]:
+    def parts(self) -> list[Part]:
         return [self.postfix, self.rspamd]
 
 

@@ -115,20 +115,22 @@ def scan(
             mtime = os.stat(path).st_mtime if path != "-" else time.time()
             # BSD timestamps have no year: the file's mtime is the latest moment its lines can be from
             pipeline.timestamps.set_reference(mtime)
+            before = bar.done
             with open_log(path) as fh:
                 stats.up = 1
                 read_lines(fh, pipeline.feed, bar)
+            # per source, not the running total of every file scanned
+            stats.bytes_read += bar.done - before
         except OSError as exc:
             bar.finish()
             err.write(f"mailpulse scan: {path}: {exc.strerror or exc}\n")
             return 1
-        stats.bytes_read = bar.done
     bar.finish()
 
     if summary_agg is not None:
         out.write(summary_agg.report(sources))
         return 0
-    collector = MailpulseCollector(lock, SelfMetrics(__version__), [*aggregators.parts(), sources])  # type: ignore[list-item]
+    collector = MailpulseCollector(lock, SelfMetrics(__version__), [*aggregators.parts(), sources])
     out.write(generate_latest(make_registry(collector, process_metrics=False)).decode())
     return 0
 
