@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml
 
-from exporter.config import load_config
 from exporter.logsetup import configure_logging
+from mailpulse import load_config
 from probes.metrics import SKIPPED
 from probes.registry import Found
 from probes.service import ProbeService, build_parts

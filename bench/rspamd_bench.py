@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exporter.scan import scan  # noqa: E402
+from exporter.features import scan_logs as scan  # noqa: E402
 from parsers.rspamd import RspamdParser  # noqa: E402
 from parsers.rspamd.events import RspamdScan  # noqa: E402
 
@@ -110,7 +110,7 @@ def main() -> int:
                                   "python": sys.version.split()[0]}  # fmt: skip
 
     scan_cpu = best(args.runs, lambda: scan([], [str(log)], progress=False, out=io.StringIO()))
-    command_cpu = child_cpu([sys.executable, "-m", "exporter", "scan", "--no-progress", "--rspamd", str(log)])
+    command_cpu = child_cpu([sys.executable, "-m", "mailpulse", "scan", "--no-progress", "--rspamd", str(log)])
     lines = log.read_text().splitlines()
     verdicts = [line for line in lines if TASK in line]
 

@@ -1,4 +1,4 @@
-"""The daemon: wire config → sources → pipelines → aggregators → collector → HTTP, and run it.
+"""The daemon: wire config → sources → pipelines → features' aggregators → collector → HTTP, and run it.
 
 Lifecycle: SIGTERM/SIGINT stop cleanly (sources finish their batch and save offsets); SIGHUP reloads
 the config. A reload that fails validation keeps the running config and sets
@@ -13,71 +13,65 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 
 from exporter import __version__
 from exporter.config import Config, SourceConfig, load_config
 from exporter.configtools import ConfigError
-from exporter.formats import Aggregators, build_formats
+from exporter.feature import AnyFeature, Context, Service, check_names
 from exporter.http import MetricsServer
 from exporter.metrics.collector import MailpulseCollector, Part, SelfMetrics, make_registry
 from exporter.metrics.sources import SourcesAggregator
 from exporter.pipeline import Format, LinePipeline
-from exporter.queue import QueueCollector
 from exporter.sources.files import DEFAULT_ROTATED_PATTERNS, FileSource
 from exporter.sources.journald import JournalSource
 
 log = structlog.get_logger(__name__)
 
 
-class Service(Protocol):
-    """A long-running part of the daemon (a source, the queue collector, the probe scheduler)."""
-
-    async def run(self, stop: asyncio.Event) -> None: ...
-
-
-ProbeFactory = Callable[[Config, threading.Lock], Any]
-
-
 class App:
-    def __init__(self, config: Config, *, probe_factory: ProbeFactory | None = None) -> None:
+    """The daemon: the kernel's settings (sources, HTTP) plus whatever the features contribute."""
+
+    def __init__(self, config: Config, features: Sequence[AnyFeature]) -> None:
+        check_names(features)
         self.config = config
+        self.features = tuple(features)
         self.lock = threading.Lock()
         self.self_metrics = SelfMetrics(__version__)
-        self.aggregators = Aggregators.create(config.rspamd)
         self.sources = SourcesAggregator()
         self.collector = MailpulseCollector(self.lock, self.self_metrics)
         self.registry = make_registry(self.collector)
         self.server: MetricsServer | None = None
-        self._probe_factory = probe_factory
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._services_stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._queue: QueueCollector | None = None
-        self._probes: Any = None
+        self._active: tuple[AnyFeature, ...] = ()
 
     # -- wiring ------------------------------------------------------------------------------------------
     def _build(self, config: Config) -> list[Service]:
         os.makedirs(os.path.join(config.state_dir, "offsets"), exist_ok=True)
-        formats = build_formats(self.aggregators, config.postfix.parser, config.rspamd)
-        services: list[Service] = [self._source(src, formats, config) for src in config.sources]
-        parts: list[Part] = [*self.aggregators.parts(), self.sources]
-        self._queue = None
-        if config.postfix.queue.enabled:
-            q = config.postfix.queue
-            self._queue = QueueCollector(q.config_dir, q.interval, q.timeout, (q.command,))
-            services.append(self._queue)
-            parts.append(self._queue)
-        self._probes = None
-        if config.probes is not None and self._probe_factory is not None:
-            self._probes = self._probe_factory(config, self.lock)
-            services.append(self._probes)
-            parts.append(self._probes)
-        self.collector.set_parts(parts)
+        context = Context(self.lock, config.state_dir)
+        formats: dict[str, Format] = {}
+        services: list[Service] = []
+        parts: list[Part] = []
+        active: list[AnyFeature] = []
+        for feature in self.features:
+            section = config.section(feature)
+            for fmt in feature.formats(section):
+                formats[fmt.name] = fmt
+            # every feature is configured, also an inactive one: it must drop what it showed before
+            services.extend(feature.configure(section, context))
+            if feature.active(section):
+                active.append(feature)
+                parts.extend(feature.parts())
+        self.sources.keep({src.name for src in config.sources})
+        services[:0] = [self._source(src, formats, config) for src in config.sources]
+        self._active = tuple(active)
+        self.collector.set_parts([*parts, self.sources])
         return services
 
     def _source(self, src: SourceConfig, formats: dict[str, Format], config: Config) -> Service:
@@ -102,8 +96,11 @@ class App:
         sources = {name: bool(s.up) for name, s in self.sources.sources.items()}
         ok = all(sources.values()) if sources else True
         detail: dict[str, Any] = {"sources": sources}
-        if self._queue is not None:
-            detail["queue"] = bool(self._queue.up)
+        for feature in self._active:
+            health = feature.health()
+            if health is not None:
+                ok = ok and health.ok
+                detail[feature.name] = {"ok": health.ok, **health.detail}
         return ok, detail
 
     # -- running -----------------------------------------------------------------------------------------
@@ -126,7 +123,7 @@ class App:
         self.server.start()
         self._start_services(self._build(self.config))
         log.info("mailpulse running", metrics=self.server.url, sources=len(self.config.sources),
-                 probes=self.config.probes is not None, version=__version__)  # fmt: skip
+                 features=[f.name for f in self._active], version=__version__)  # fmt: skip
         if on_ready is not None:
             result = on_ready(self.server.url)
             if result is not None:
@@ -172,7 +169,7 @@ class App:
 
     async def _do_reload(self) -> None:
         try:
-            config = load_config(self.config.path)
+            config = load_config(self.config.path, self.features)
         except ConfigError as exc:
             self.self_metrics.reload_ok = 0
             log.error("config reload failed, keeping the running config", problems=exc.problems)

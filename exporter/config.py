@@ -7,21 +7,16 @@ listed by key path. docs/config.md is the reference for users.
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 import yaml
 
-from exporter.config_rspamd import RspamdConfig, parse_rspamd
 from exporter.configtools import NAME_RE, ConfigError, Node, Secret, parse_listen
-from parsers.postfix import PostfixParserConfig
-from parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
-from probes.config import ProbesConfig, parse_probes
+from exporter.feature import AnyFeature, C, Feature
 
 EX_CONFIG = 78  # sysexits.h: configuration error; the systemd unit does not restart on it
-FORMATS = ("postfix", "rspamd")
-LABEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
 @dataclass(frozen=True)
@@ -57,34 +52,23 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
-class QueueConfig:
-    enabled: bool = False
-    config_dir: str | None = None
-    interval: float = 30.0
-    timeout: float = 60.0
-    command: str = "postqueue"
-
-
-@dataclass(frozen=True)
-class PostfixConfig:
-    parser: PostfixParserConfig = field(default_factory=PostfixParserConfig)
-    queue: QueueConfig = field(default_factory=QueueConfig)
-
-
-@dataclass(frozen=True)
 class Config:
+    """The kernel's settings, plus each feature's typed section (read with :meth:`section`)."""
+
     path: str
     log: LogConfig
     http: HttpConfig
     state_dir: str
     sources: tuple[SourceConfig, ...]
-    postfix: PostfixConfig
-    rspamd: RspamdConfig
-    probes: ProbesConfig | None
+    sections: Mapping[str, object] = field(default_factory=dict)
     debug_unparsed: bool = False
 
+    def section(self, feature: Feature[C]) -> C:
+        """The feature's parsed section (its ``absent()`` value when the file has none)."""
+        return cast(C, self.sections[feature.name])
 
-def load_config(path: str) -> Config:
+
+def load_config(path: str, features: Sequence[AnyFeature]) -> Config:
     """Read and validate ``path``; raise :class:`ConfigError` listing every problem."""
     try:
         with open(path, encoding="utf-8") as fh:
@@ -95,34 +79,59 @@ def load_config(path: str) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from exc
-    return parse_config(data, path)
+    return parse_config(data, features, path)
 
 
-def parse_config(data: Any, path: str = "<config>") -> Config:
+def parse_config(data: object, features: Sequence[AnyFeature], path: str = "<config>") -> Config:
+    """Validate a loaded YAML document: the kernel's keys, then each feature's section."""
     problems: list[str] = []
     root = Node(data, "", problems)
     root.insecure_files_ok = root.boolean("allow_insecure_secret_files", False)
     log = _log(root.child("log"))
     http = _http(root.child("http"))
     state_dir = root.string("state_dir", "/var/lib/mailpulse")
-    sources = root.list_of("sources", _source)
+    format_names = tuple(name for f in features for name in f.format_names)
+    sources = root.list_of("sources", lambda node: _source(node, format_names))
     _unique([s.name for s in sources], "sources", problems)
-    postfix = _postfix(root.child("postfix"))
-    rspamd_node = root.child("rspamd")
-    rspamd = parse_rspamd(rspamd_node)
-    rspamd_node.finish()
-    probes = None
-    if root.has("probes"):
-        probes_node = root.child("probes")
-        probes = parse_probes(probes_node)
-        probes_node.finish()
+    sections = _sections(root, features, problems)
     debug_unparsed = root.boolean("debug_unparsed_lines", False)
     root.finish()
-    if not sources and probes is None:
+    if not sources and not any(f.standalone and f.active(sections[f.name]) for f in features):
         problems.append("sources: nothing to do: configure at least one source or probes")
     if problems:
         raise ConfigError(problems)
-    return Config(path, log, http, state_dir, tuple(sources), postfix, rspamd, probes, debug_unparsed)
+    return Config(path, log, http, state_dir, tuple(sources), sections, debug_unparsed)
+
+
+def _sections(root: Node, features: Sequence[AnyFeature], problems: list[str]) -> dict[str, object]:
+    """Each feature reads its own section; parents are read before children (``postfix`` before
+    ``postfix.queue``) so a parent's unknown-key check knows the child key is taken."""
+    nodes: dict[tuple[str, ...], Node] = {(): root}
+    present: dict[tuple[str, ...], bool] = {(): True}
+
+    def node_at(path: tuple[str, ...]) -> Node:
+        if path not in nodes:
+            parent = node_at(path[:-1])
+            present[path] = present[path[:-1]] and parent.has(path[-1])
+            nodes[path] = parent.child(path[-1])
+        return nodes[path]
+
+    sections: dict[str, object] = {}
+    for feature in sorted(features, key=lambda f: len(f.section)):
+        if not feature.section:
+            sections[feature.name] = feature.absent()
+            continue
+        node = node_at(feature.section)
+        if present[feature.section]:
+            section = feature.parse_config(node)
+            problems.extend(feature.check_config(section))
+        else:
+            section = feature.absent()
+        sections[feature.name] = section
+    for path in sorted(nodes, key=len, reverse=True):
+        if path:
+            nodes[path].finish()
+    return sections
 
 
 def _log(node: Node) -> LogConfig:
@@ -157,14 +166,14 @@ def _http(node: Node) -> HttpConfig:
     return HttpConfig(host, port, cert, key, user, password)
 
 
-def _source(node: Node) -> SourceConfig:
+def _source(node: Node, format_names: Sequence[str]) -> SourceConfig:
     name = node.string("name", pattern=NAME_RE)
     kind = node.string("type", "file", choices=("file", "journald"))
     fmt = node.raw("format", "postfix")
     formats = tuple(fmt) if isinstance(fmt, list) else (fmt,)
     for f in formats:
-        if f not in FORMATS:
-            node.problem(f"must be one of {', '.join(FORMATS)} or a list of them (got {f!r})", "format")
+        if f not in format_names:
+            node.problem(f"must be one of {', '.join(format_names)} or a list of them (got {f!r})", "format")
     start_at = node.string("start_at", "end", choices=("end", "beginning"))
     poll = node.duration("poll_interval", 1.0, minimum=0.05)
     if kind == "file":
@@ -185,46 +194,6 @@ def _source(node: Node) -> SourceConfig:
     return SourceConfig(name, kind, formats, start_at=start_at, poll_interval=poll, units=units,
                         matches=matches, journal_files=files, journal_directory=directory,
                         journalctl=journalctl)  # fmt: skip
-
-
-def _rules(node: Node, key: str, label: str, allowed: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
-    def parse(item: Node) -> tuple[str, str]:
-        pattern = item.regex("pattern")
-        value = item.string(label, pattern=LABEL_RE)
-        if allowed is not None and value not in allowed:
-            item.problem(f"must be one of {', '.join(allowed)} (got {value!r})", label)
-        return pattern, value
-
-    return tuple(node.list_of(key, parse))
-
-
-def _postfix(node: Node) -> PostfixConfig:
-    instances = tuple(node.str_list("instances", ["postfix", "postfix-*"]))
-    services = node.child("services")
-    service_map = services.str_map("map")
-    allow = services.str_list("allow") if services.has("allow") else None
-    max_services = services.integer("max", 50, minimum=1, maximum=1000)
-    services.finish()
-    parser = PostfixParserConfig(
-        instances=instances,
-        service_map=service_map,
-        service_allow=tuple(allow) if allow is not None else None,
-        max_services=max_services,
-        reject_rules=_rules(node, "reject_reasons", "reason", REJECT_REASONS),
-        delivery_rules=_rules(node, "delivery_reasons", "reason", DELIVERY_REASONS),
-        relay_classes=_rules(node, "relay_classes", "class", None),
-    )
-    q = node.child("queue")
-    queue = QueueConfig(
-        enabled=q.boolean("enabled", False),
-        config_dir=q.string("config_dir", None),
-        interval=q.duration("interval", 30.0, minimum=1.0),
-        timeout=q.duration("timeout", 60.0, minimum=1.0),
-        command=q.string("command", "postqueue"),
-    )
-    q.finish()
-    node.finish()
-    return PostfixConfig(parser, queue)
 
 
 def _unique(names: list[str], where: str, problems: list[str]) -> None:

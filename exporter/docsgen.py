@@ -1,4 +1,5 @@
-"""Write docs/metrics.md from the family declarations: ``python -m exporter.docsgen [--check]``.
+"""Write docs/metrics.md from the family declarations of the kernel and the features it is given
+(``python -m mailpulse.docsgen [--check]`` passes every feature mailpulse ships).
 
 The reference is generated, never edited by hand, so it cannot drift from the code; a test runs
 ``--check`` and fails when the committed file is stale.
@@ -8,17 +9,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from exporter.feature import AnyFeature
 from exporter.metrics.catalog import sections
 from exporter.metrics.family import Family, Kind
-from parsers.postfix import vocab
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 
 HEADER = """# Metrics reference
 
-Generated from the code by `python -m exporter.docsgen`; do not edit by hand.
+Generated from the code by `python -m mailpulse.docsgen`; do not edit by hand.
 
 Every label value comes from the config (source, service, probe, route, target names, configured
 domains and symbols) or from a fixed list below; a value outside its list becomes `other`. mailpulse
@@ -29,24 +31,10 @@ so dashboards built for it (e.g. grafana.com 10013) keep working.
 Counters are exported with the `_total` suffix; histograms as `_bucket`, `_sum` and `_count`.
 """
 
-ENUMS = (
-    ("Postfix reject reasons (`reason` of rejects)", vocab.REJECT_REASONS),
-    ("Postfix delivery failure reasons (`reason` of delivery failures, remote replies)", vocab.DELIVERY_REASONS),
-    ("Blocklisting providers (`provider`)", vocab.BLOCKLIST_PROVIDERS),
-    ("Relay classes (`relay_class`, plus names from `postfix.relay_classes`)", vocab.RELAY_CLASSES),
-    ("Delivery statuses (`status`)", sorted(vocab.DELIVERY_STATUSES)),
-    ("Postfix 3.11 TLS levels (`level`)", sorted(vocab.TLS_LEVELS)),
-    ("SMTP stages (`stage`, `after_stage`)", sorted(vocab.STAGES)),
-    ("Access actions (`action` of access actions)", sorted(vocab.ACTIONS)),
-    ("postscreen actions", sorted(vocab.POSTSCREEN_ACTIONS)),
-    ("Outbound connection failures (`reason` of connect failures)", vocab.CONNECT_REASONS),
-    ("Log levels (`level`)", vocab.LEVELS),
-)
 
-
-def render() -> str:
+def render(features: Sequence[AnyFeature]) -> str:
     out = [HEADER]
-    for title, families in sections():
+    for title, families in sections(features):
         if not families:
             continue
         out.append(f"\n## {title}\n")
@@ -54,8 +42,9 @@ def render() -> str:
         for fam in families:
             out.append(_row(fam))
     out.append("\n## Label values\n")
-    for title, values in ENUMS:
-        out.append(f"\n**{title}:** " + ", ".join(f"`{v}`" for v in values) + "\n")
+    for feature in features:
+        for title, values in feature.label_values():
+            out.append(f"\n**{title}:** " + ", ".join(f"`{v}`" for v in values) + "\n")
     return "".join(out)
 
 
@@ -70,19 +59,15 @@ def _row(fam: Family) -> str:
     return f"| `{fam.name}` | {kind} | {labels} | {meaning} |\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None, features: Sequence[AnyFeature]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if docs/metrics.md is not up to date")
     args = parser.parse_args(argv)
-    text = render()
+    text = render(features)
     if args.check:
         if not TARGET.exists() or TARGET.read_text() != text:
-            sys.stderr.write(f"{TARGET} is stale: run python -m exporter.docsgen\n")
+            sys.stderr.write(f"{TARGET} is stale: run python -m mailpulse.docsgen\n")
             return 1
         return 0
     TARGET.write_text(text)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -115,6 +115,15 @@ class QueueCollector:
         self.errors: dict[str, int] = {}
         self._last_problem: str | None = None
 
+    def reconfigure(self, config_dir: str | None, interval: float, timeout: float, command: tuple[str, ...]) -> None:
+        """Apply a reloaded config; counters and the last snapshot are kept."""
+        self.config_dir, self.interval, self.timeout, self.command = config_dir, interval, timeout, command
+
+    def reset(self) -> None:
+        """The queue was switched off: nothing of the old queue should linger in /health."""
+        self.snapshot = None
+        self.up = 0
+
     def argv(self) -> list[str]:
         argv = list(self.command)
         if self.config_dir:

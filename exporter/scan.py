@@ -11,19 +11,16 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TextIO, cast
 
 from prometheus_client.exposition import generate_latest
 
 from exporter import __version__
-from exporter.config_rspamd import RspamdConfig
-from exporter.formats import Aggregators, build_formats
-from exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
+from exporter.feature import AnyFeature, Summary
+from exporter.metrics.collector import MailpulseCollector, Part, SelfMetrics, make_registry
 from exporter.metrics.sources import SourcesAggregator
 from exporter.pipeline import Format, LinePipeline
-from exporter.summary import SummaryAggregator
-from parsers.postfix import PostfixParserConfig
 
 CHUNK = 64 << 10  # larger chunks cost more RSS and were not faster
 
@@ -84,28 +81,35 @@ class Progress:
 
 
 def scan(
-    postfix_files: Sequence[str],
-    rspamd_files: Sequence[str],
+    jobs: Sequence[tuple[str, str]],
+    features: Sequence[AnyFeature],
+    sections: Mapping[str, object] | None = None,
     *,
     summary: bool = False,
     progress: bool = True,
     out: TextIO | None = None,
     err: TextIO | None = None,
-    postfix_config: PostfixParserConfig | None = None,
-    rspamd_config: RspamdConfig | None = None,
 ) -> int:
+    """Read each ``(format, path)`` job to its end with the features' parsers; print the exposition, or
+    with ``summary`` the report of the first feature that has one.
+
+    ``sections`` are the features' config sections by feature name (from a config file); a feature
+    without one uses its ``absent()`` defaults."""
     out = out or sys.stdout
     err = err or sys.stderr
     lock = threading.Lock()
-    rspamd_cfg = rspamd_config or RspamdConfig()
-    aggregators = Aggregators.create(rspamd_cfg)
     sources = SourcesAggregator()
-    formats = build_formats(aggregators, postfix_config or PostfixParserConfig(), rspamd_cfg)
-    summary_agg = SummaryAggregator() if summary else None
-    if summary_agg is not None:
-        formats = {name: _tee(fmt, summary_agg) for name, fmt in formats.items()}
+    formats: dict[str, Format] = {}
+    parts: list[Part] = []
+    for feature in features:
+        section = sections[feature.name] if sections and feature.name in sections else feature.absent()
+        formats.update((fmt.name, fmt) for fmt in feature.formats(section))
+        if feature.format_names:
+            parts.extend(feature.parts())
+    report = next((r for r in (f.summary() for f in features) if r is not None), None) if summary else None
+    if report is not None:
+        formats = {name: _tee(fmt, report) for name, fmt in formats.items()}
 
-    jobs = [("postfix", p) for p in postfix_files] + [("rspamd", p) for p in rspamd_files]
     total = sum(_size(p) for _, p in jobs)
     bar = Progress(total, err, progress)
     for fmt_name, path in jobs:
@@ -127,10 +131,10 @@ def scan(
             return 1
     bar.finish()
 
-    if summary_agg is not None:
-        out.write(summary_agg.report(sources))
+    if report is not None:
+        out.write(report.report(sources))
         return 0
-    collector = MailpulseCollector(lock, SelfMetrics(__version__), [*aggregators.parts(), sources])
+    collector = MailpulseCollector(lock, SelfMetrics(__version__), [*parts, sources])
     out.write(generate_latest(make_registry(collector, process_metrics=False)).decode())
     return 0
 
@@ -142,7 +146,7 @@ def _size(path: str) -> int:
         return 0
 
 
-def _tee(fmt: Format, summary: SummaryAggregator) -> Format:
+def _tee(fmt: Format, summary: Summary) -> Format:
     """The same format, with every event also given to the summary."""
     extra = summary.handler(fmt.name)
     handlers = {}

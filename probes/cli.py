@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from probes.config import ProbeConfig
+from probes.config import ProbeConfig, ProbesConfig
 from probes.outcome import ProbeResult
 from probes.runner import log_result
 from probes.service import build_parts
@@ -22,8 +22,8 @@ from probes.service import build_parts
 STOP_GRACE = 10.0  # time the watchers get to finish a cleanup in progress
 
 
-def run_probes_once(config: Any, only: Sequence[str], *, out: TextIO, timeout: float | None) -> int:
-    probes_config = config.probes
+def run_probes_once(probes_config: ProbesConfig | None, only: Sequence[str], *, out: TextIO,
+                    timeout: float | None) -> int:  # fmt: skip
     if probes_config is None or not probes_config.probes:
         out.write(json.dumps({"error": "no probes configured"}) + "\n")
         return 2

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import threading
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.core import Metric
 
+from exporter.feature import Health
 from exporter.logsetup import register_secret
 from probes import state
 from probes.config import ProbesConfig, TargetConfig
@@ -109,6 +109,11 @@ class ProbeService:
     def collect(self) -> Iterable[Metric]:
         return self.metrics.collect()
 
+    def health(self) -> Health:
+        """Degraded while a probe mailbox cannot be watched (the probes through it cannot succeed)."""
+        mailboxes = {w.name: bool(w.up) for w in self.parts.unique_watchers}
+        return Health(all(mailboxes.values()), {"mailboxes": mailboxes})
+
     async def run(self, stop: asyncio.Event) -> None:
         self._restore_pending()
         watcher_stop = asyncio.Event()
@@ -168,18 +173,3 @@ class ProbeService:
             watcher = self.parts.watchers[probe.target]
             self.parts.registry.restore(entry["token"], probe.name, watcher.name, str(entry.get("kind", "imap")),
                                         float(entry["accepted_at"]), probe.late_window)  # fmt: skip
-
-
-# The daemon builds a new service on every reload (SIGHUP), always with its one shared lock: the metrics
-# are kept per lock so counters survive reloads, like the log aggregators'.
-_METRICS: dict[int, tuple[threading.Lock, ProbeMetrics]] = {}
-
-
-def make_probe_service(config: Any, lock: threading.Lock) -> ProbeService:
-    """Factory used by exporter.app (``config`` is the whole :class:`exporter.config.Config`)."""
-    probes: ProbesConfig = config.probes
-    known = _METRICS.get(id(lock))
-    metrics = known[1] if known is not None and known[0] is lock else None
-    service = ProbeService(probes, lock, os.path.join(config.state_dir, "probes.json"), metrics)
-    _METRICS[id(lock)] = (lock, service.metrics)
-    return service

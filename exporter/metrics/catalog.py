@@ -1,30 +1,23 @@
-"""Every metric family mailpulse can emit, by part: the source of docs/metrics.md and of its tests."""
+"""Every metric family mailpulse can emit: the kernel's own and each feature's, in the order of
+docs/metrics.md (the source of the reference and of its tests)."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator
-from typing import cast
+from collections.abc import Iterator, Sequence
 
+from exporter.feature import AnyFeature
+from exporter.metrics.collector import SELF_FAMILIES
 from exporter.metrics.family import Family
+from exporter.metrics.sources import FAMILIES as SOURCE_FAMILIES
 
-# (section title, module holding a FAMILIES tuple), in the order of the reference.
-PARTS = (
-    ("Postfix logs", "exporter.metrics.postfix"),
-    ("Postfix queue", "exporter.queue"),
-    ("rspamd logs", "exporter.metrics.rspamd"),
-    ("End-to-end probes", "probes.metrics"),
-    ("Log sources", "exporter.metrics.sources"),
-    ("mailpulse itself", "exporter.metrics.collector"),
-)
+KERNEL_SECTIONS = (("Log sources", SOURCE_FAMILIES), ("mailpulse itself", SELF_FAMILIES))
 
 
-def sections() -> Iterator[tuple[str, tuple[Family, ...]]]:
-    for title, module in PARTS:
-        mod = importlib.import_module(module)
-        families = getattr(mod, "FAMILIES", None) or getattr(mod, "SELF_FAMILIES", ())
-        yield title, tuple(cast(tuple[Family, ...], families))
+def sections(features: Sequence[AnyFeature]) -> Iterator[tuple[str, tuple[Family, ...]]]:
+    for feature in features:
+        yield feature.title, tuple(feature.families)
+    yield from KERNEL_SECTIONS
 
 
-def all_families() -> list[Family]:
-    return [family for _, families in sections() for family in families]
+def all_families(features: Sequence[AnyFeature]) -> list[Family]:
+    return [family for _, families in sections(features) for family in families]

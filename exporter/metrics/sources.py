@@ -92,6 +92,11 @@ class SourcesAggregator:
             stats = self.sources[name] = SourceStats(name)
         return stats
 
+    def keep(self, names: set[str]) -> None:
+        """After a reload: sources that left the config disappear from /metrics (kept ones go on)."""
+        for name in set(self.sources) - names:
+            del self.sources[name]
+
     def collect(self) -> Iterator[Metric]:
         lines: dict[Labels, float] = {}
         per_source: dict[Family, dict[Labels, float]] = {f: {} for f in FAMILIES if f is not LINES}

@@ -200,7 +200,7 @@ def test_every_metric_exists() -> None:
 
 def test_reference_is_complete_enough() -> None:
     """docs/metrics.md documents every part the dashboards draw from (regenerate it with
-    `python -m exporter.docsgen` if this fails after a rebase)."""
+    `python -m mailpulse.docsgen` if this fails after a rebase)."""
     ref = reference()
     for prefix in ("postfix_", "mailpulse_postfix_queue_", "mailpulse_rspamd_", "mailpulse_probe_", "mailpulse_log_"):
         assert any(name.startswith(prefix) for name in ref), prefix

@@ -196,7 +196,7 @@ def prometheus(mail_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     daemons: list[Daemon] = []
     try:
         mailpulse = start(
-            "mailpulse", [sys.executable, "-m", "exporter", "run", "-c", str(work / "mailpulse.yaml")], work / "mp.log"
+            "mailpulse", [sys.executable, "-m", "mailpulse", "run", "-c", str(work / "mailpulse.yaml")], work / "mp.log"
         )
         daemons.append(mailpulse)
         prom = start(

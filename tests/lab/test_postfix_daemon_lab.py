@@ -32,7 +32,7 @@ def daemon(mail_lab: LabEnv, tmp_path: Path) -> Iterator[int]:
         f"postfix:\n  queue: {{enabled: true, config_dir: {mail_lab['LAB_POSTFIX_CONFIG'].split()[0]}, "
         "interval: 1s}\n"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "-c", str(config)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "mailpulse", "run", "-c", str(config)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         wait_for(lambda: value(scrape(port), "mailpulse_log_source_up", source="postfix") == 1)

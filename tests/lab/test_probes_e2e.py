@@ -62,7 +62,7 @@ def probe(name: str, route: str = "submission-587", target: str = "remote-inbox"
 
 def run_cli(config: Path, *args: str, timeout: float = 90) -> tuple[int, list[dict[str, Any]], str]:
     """`mailpulse probe --once` as a user runs it: exit code, JSON lines, stderr."""
-    proc = subprocess.run([sys.executable, "-m", "exporter", "probe", "--once", "-c", str(config), *args],
+    proc = subprocess.run([sys.executable, "-m", "mailpulse", "probe", "--once", "-c", str(config), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False)  # fmt: skip
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return proc.returncode, lines, proc.stderr
@@ -316,7 +316,7 @@ def test_daemon_serves_probe_metrics_and_keeps_them_over_a_reload(mail_lab: LabE
             assert time.monotonic() < deadline, "timed out"
             time.sleep(0.3)
 
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "-c", str(config)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "mailpulse", "run", "-c", str(config)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         before = wait_for(lambda v: all(v.get(f"mailpulse_probe_success:{p}") == 1 for p in ("d587", "d465")), 40)

@@ -19,9 +19,12 @@ from typing import Any
 
 import pytest
 
-from exporter.config import load_config
+from exporter.config import Config
+from exporter.feature import Context
+from mailpulse import load_config
 from probes import metrics as m
-from probes.service import ProbeService, make_probe_service
+from probes.feature import Probes
+from probes.service import ProbeService
 from tests.lab.test_probes_e2e import lab_config, lab_probes, probe
 
 pytestmark = [pytest.mark.lab]
@@ -89,7 +92,7 @@ async def test_each_fault_has_its_reason_and_the_scheduler_keeps_running(own_lab
         probe(name, route=route, target=target, **fast) for name, (route, target, _, _) in expected.items()
     ]
     config = load_config(str(lab_config(env, tmp_path, probes=probes, routes=routes, targets=targets)))
-    service = make_probe_service(config, threading.Lock())
+    service = probe_service(config)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
@@ -118,7 +121,7 @@ async def test_imap_down_mid_run_then_back(own_lab: Any, tmp_path: Path) -> None
     env = own_lab.env
     config = load_config(str(lab_config(env, tmp_path, probes=[
         probe("watch", interval="2s", jitter="0.2s", deadline="8s")])))  # fmt: skip
-    service = make_probe_service(config, threading.Lock())
+    service = probe_service(config)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
@@ -143,3 +146,11 @@ async def test_imap_down_mid_run_then_back(own_lab: Any, tmp_path: Path) -> None
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+def probe_service(config: Config) -> ProbeService:
+    """The service the daemon would run for this config (built by the probes feature)."""
+    feature = Probes()
+    section = config.section(feature)
+    assert section is not None
+    return feature.build(section, Context(threading.Lock(), config.state_dir))

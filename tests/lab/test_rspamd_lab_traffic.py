@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config_rspamd import RspamdConfig
-from exporter.scan import scan
+from exporter.features import scan_logs as scan
 from lab.envfile import LabEnv
 from parsers.rspamd import RspamdParser
 from parsers.rspamd.events import RspamdScan

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli import EX_CONFIG, main
-from exporter.config import load_config, parse_config
+from exporter.cli import EX_CONFIG
 from exporter.configtools import ConfigError, parse_duration, parse_listen
+from exporter.features import PostfixQueue
+from mailpulse import load_config, main, parse_config
+from probes.feature import Probes
 
 MINIMAL = {"sources": [{"name": "postfix", "path": "/var/log/mail.log"}]}
 
@@ -27,8 +29,8 @@ def test_minimal_config_has_sane_defaults() -> None:
     assert ("127.0.0.1", 9947) == (cfg.http.host, cfg.http.port)
     assert cfg.sources[0].formats == ("postfix",)
     assert cfg.sources[0].start_at == "end"
-    assert cfg.postfix.queue.enabled is False
-    assert cfg.probes is None
+    assert cfg.section(PostfixQueue()).enabled is False
+    assert cfg.section(Probes()) is None
 
 
 @pytest.mark.parametrize(

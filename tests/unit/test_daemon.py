@@ -29,7 +29,7 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "-c", str(self.config)], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "mailpulse", "run", "-c", str(self.config)], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
 
     def stop(self) -> tuple[int, str]:
@@ -102,7 +102,7 @@ def test_bad_config_exits_78_with_the_key_path(tmp_path: Path) -> None:
     """`mailpulse run` refuses a bad config before doing anything."""
     config = tmp_path / "bad.yaml"
     config.write_text("sources:\n  - name: x\n    type: file\n")
-    proc = subprocess.run([sys.executable, "-m", "exporter", "run", "-c", str(config)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "mailpulse", "run", "-c", str(config)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert 78 == proc.returncode
     assert "sources[0].path: required key is missing" in proc.stderr
@@ -117,7 +117,7 @@ def test_port_in_use_is_a_clean_error(tmp_path: Path) -> None:
         config = tmp_path / "c.yaml"
         config.write_text(f"state_dir: {tmp_path}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
                           f"sources: [{{name: m, path: {tmp_path / 'x.log'}}}]\n")  # fmt: skip
-        proc = subprocess.run([sys.executable, "-m", "exporter", "run", "-c", str(config)], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-m", "mailpulse", "run", "-c", str(config)], cwd=ROOT,
                               capture_output=True, text=True, timeout=60, check=False, env={**os.environ})  # fmt: skip
     assert 1 == proc.returncode
     assert "cannot listen" in proc.stdout + proc.stderr

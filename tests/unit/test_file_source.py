@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.formats import Aggregators, build_formats
+from exporter.features import PostfixLogs
 from exporter.metrics.sources import SourceStats
 from exporter.pipeline import LinePipeline
 from exporter.sources.files import FileSource
-from parsers.postfix import PostfixParserConfig
 
 
 class Tail:
@@ -231,8 +229,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
 def test_bad_bytes_are_counted_as_unparsed_and_reading_goes_on(tail: Tail, log: Path) -> None:
     """Garbage, NUL bytes, invalid UTF-8, a 64 KB line and a truncated line: counted, nothing stops."""
     stats = SourceStats("bad")
-    formats = build_formats(Aggregators.create(RspamdConfig()), PostfixParserConfig(), RspamdConfig())
-    pipeline = LinePipeline(stats, [formats["postfix"]], threading.Lock())
+    postfix = PostfixLogs()
+    pipeline = LinePipeline(stats, list(postfix.formats(postfix.absent())), threading.Lock())
     source = FileSource(stats, str(log), str(log.parent / "bad.offset"), pipeline.feed, start_at_end=False)
     good = batch("G", 2)
     with log.open("ab") as fh:

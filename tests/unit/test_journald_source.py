@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.formats import Aggregators, build_formats
+from exporter.features import PostfixLogs
 from exporter.metrics.sources import SourceStats
 from exporter.pipeline import LinePipeline
 from exporter.sources.journald import JournalSource
-from parsers.postfix import PostfixParserConfig
 
 JOURNAL_REMOTE = Path("/usr/lib/systemd/systemd-journal-remote")
 pytestmark = pytest.mark.skipif(
@@ -43,9 +41,9 @@ def append_entries(journal: Path, entries: list[tuple[str, str]], start: int) ->
 class Harness:
     def __init__(self, tmp: Path, journal: Path) -> None:
         self.stats = SourceStats("journal")
-        self.aggs = Aggregators.create(RspamdConfig())
-        formats = build_formats(self.aggs, PostfixParserConfig(), RspamdConfig())
-        self.pipeline = LinePipeline(self.stats, [formats["postfix"]], threading.Lock())
+        self.postfix = PostfixLogs()
+        formats = self.postfix.formats(self.postfix.absent())
+        self.pipeline = LinePipeline(self.stats, list(formats), threading.Lock())
         self.cursor = tmp / "journal.cursor"
         self.journal = journal
 
@@ -63,7 +61,7 @@ class Harness:
             await asyncio.wait_for(task, 15)
 
     def removed(self) -> float:
-        return self.aggs.postfix.values["postfix_qmgr_messages_removed_total"].get((), 0)
+        return self.postfix.aggregator.values["postfix_qmgr_messages_removed_total"].get((), 0)
 
 
 async def test_follow_parse_and_resume_from_cursor(tmp_path: Path) -> None:
@@ -93,7 +91,7 @@ async def test_follow_parse_and_resume_from_cursor(tmp_path: Path) -> None:
     await h2.run_until(lambda: h2.removed() >= 1 and h2.stats.parsed >= 2)
     await asyncio.sleep(0.5)
     assert (2, 0, 0) == (h2.stats.parsed, h2.stats.unparsed, h2.stats.foreign)
-    assert {("submission",): 1} == h2.aggs.postfix.values["mailpulse_postfix_smtpd_connections_total"]
+    assert {("submission",): 1} == h2.postfix.aggregator.values["mailpulse_postfix_smtpd_connections_total"]
 
 
 async def test_journalctl_exiting_is_counted_and_retried(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from exporter.config import parse_config
 from exporter.configtools import ConfigError
+from mailpulse import parse_config
+from probes.feature import Probes
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def problems(data: dict[str, Any]) -> list[str]:
 
 def test_full_config_parses(files: dict[str, str]) -> None:
     """Routes, targets and probes come out typed, with defaults and provider-specific cleanup."""
-    cfg = parse_config(base(files)).probes
+    cfg = parse_config(base(files)).section(Probes())
     assert cfg is not None
     assert cfg.secret is not None
     assert cfg.secret.value.startswith("0123")

@@ -210,26 +210,31 @@ async def test_registry_in_time_late_and_expiry() -> None:
 
 
 def test_reload_keeps_counters_drops_removed_probes() -> None:
-    """make_probe_service() with the daemon's lock again (SIGHUP): runs of a kept probe go on, a removed
+    """The probes feature configured again (SIGHUP): runs of a kept probe go on, a removed
     probe's series are gone, a new probe starts at 0."""
     import dataclasses
 
-    from probes.service import make_probe_service
+    from exporter.feature import Context
+    from probes.feature import Probes
+    from probes.service import ProbeService
 
-    class Whole:  # the parts of exporter.config.Config the factory reads
-        def __init__(self, probes: ProbesConfig) -> None:
-            self.probes, self.state_dir = probes, "/nonexistent-mailpulse-state"
+    feature = Probes()
+    context = Context(threading.Lock(), "/nonexistent-mailpulse-state")
 
-    lock = threading.Lock()
-    first = make_probe_service(Whole(CONFIG), lock)
+    def make_probe_service(config: ProbesConfig) -> ProbeService:
+        feature.configure(config, context)
+        assert feature.service is not None
+        return feature.service
+
+    first = make_probe_service(CONFIG)
     first.metrics.record(delivered())
     renamed = dataclasses.replace(CONFIG.probes[0], name="q")
-    second = make_probe_service(Whole(dataclasses.replace(CONFIG, probes=(CONFIG.probes[0], renamed))), lock)
+    second = make_probe_service(dataclasses.replace(CONFIG, probes=(CONFIG.probes[0], renamed)))
     assert second.metrics is first.metrics
     reg = registry_of(second.metrics)
     assert 1.0 == reg.get_sample_value("mailpulse_probe_runs_total", {"probe": "p"})
     assert 0.0 == reg.get_sample_value("mailpulse_probe_runs_total", {"probe": "q"})
-    third = make_probe_service(Whole(dataclasses.replace(CONFIG, probes=(renamed,))), lock)
+    third = make_probe_service(dataclasses.replace(CONFIG, probes=(renamed,)))
     reg = registry_of(third.metrics)
     assert reg.get_sample_value("mailpulse_probe_runs_total", {"probe": "p"}) is None
     assert reg.get_sample_value("mailpulse_probe_success", {"probe": "p"}) is None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import parse_config
 from exporter.config_rspamd import RspamdConfig, parse_rspamd
 from exporter.configtools import ConfigError, Node
+from exporter.features import RspamdLogs
+from mailpulse import parse_config
 from parsers.rspamd.vocab import ANTIVIRUS_SYMBOLS
 
 MINIMAL = {"sources": [{"name": "rspamd", "type": "file", "format": "rspamd", "path": "/var/log/rspamd/rspamd.log"}]}
@@ -20,7 +21,7 @@ def problems(section: object) -> list[str]:
 
 def test_defaults() -> None:
     """No rspamd section: no signing domains, no symbol counters, rspamd's antivirus symbols."""
-    cfg = parse_config(MINIMAL).rspamd
+    cfg = parse_config(MINIMAL).section(RspamdLogs())
     assert cfg == RspamdConfig()
     assert dict(cfg.antivirus) == ANTIVIRUS_SYMBOLS
     assert "greylist" in cfg.forced_labels()
@@ -34,7 +35,7 @@ def test_values() -> None:
         "antivirus": {"CLAM_VIRUS": "clamav", "MY_AV": "myav"},
         "forced_modules": ["lab", "My Prefilter"],
     }
-    cfg = parse_config({**MINIMAL, "rspamd": section}).rspamd
+    cfg = parse_config({**MINIMAL, "rspamd": section}).section(RspamdLogs())
     assert cfg.signing_domains == ("example.test", "other.test")
     assert cfg.symbols == ("BAYES_SPAM", "RBL_SPAMHAUS_SBL")
     assert dict(cfg.antivirus) == {"CLAM_VIRUS": "clamav", "MY_AV": "myav"}

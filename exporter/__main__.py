@@ -1,3 +1,0 @@
-from exporter.cli import console_main
-
-console_main()

@@ -1,0 +1,37 @@
+"""Features that ship inside the exporter package: Postfix logs, rspamd logs and the Postfix queue.
+
+They plug into the kernel like any other feature (see :mod:`exporter.feature`); the kernel modules
+(everything in exporter/ outside this package) never import them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TextIO
+
+from exporter.config_rspamd import RspamdConfig
+from exporter.features.postfix import PostfixLogs
+from exporter.features.queue import PostfixQueue
+from exporter.features.rspamd import RspamdLogs
+from exporter.scan import scan
+from parsers.postfix import PostfixParserConfig
+
+__all__ = ["PostfixLogs", "PostfixQueue", "RspamdLogs", "scan_logs"]
+
+
+def scan_logs(
+    postfix_files: Sequence[str],
+    rspamd_files: Sequence[str],
+    *,
+    summary: bool = False,
+    progress: bool = True,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    postfix_config: PostfixParserConfig | None = None,
+    rspamd_config: RspamdConfig | None = None,
+) -> int:
+    """``mailpulse scan --postfix ... --rspamd ...`` as a function (tests, benchmarks)."""
+    postfix, rspamd = PostfixLogs(), RspamdLogs()
+    sections = {postfix.name: postfix_config or postfix.absent(), rspamd.name: rspamd_config or rspamd.absent()}
+    jobs = [("postfix", p) for p in postfix_files] + [("rspamd", p) for p in rspamd_files]
+    return scan(jobs, (postfix, rspamd), sections, summary=summary, progress=progress, out=out, err=err)

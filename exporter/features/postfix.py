@@ -1,0 +1,92 @@
+"""The Postfix-logs feature: the ``postfix:`` section, the ``postfix`` log format and its metrics."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from exporter.configtools import Node
+from exporter.feature import Feature, Part, Summary
+from exporter.metrics.postfix import FAMILIES, PostfixAggregator
+from exporter.pipeline import Format
+from exporter.summary import SummaryAggregator
+from parsers.postfix import PostfixParser, PostfixParserConfig, vocab
+from parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
+from parsers.syslog import split_line
+
+LABEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
+def postfix_timestamp(line: str) -> str | None:
+    parts = split_line(line)
+    return parts[0] if parts is not None else None
+
+
+class PostfixLogs(Feature[PostfixParserConfig]):
+    name = "postfix"
+    title = "Postfix logs"
+    section = ("postfix",)
+    families = FAMILIES
+    format_names = ("postfix",)
+
+    def __init__(self) -> None:
+        # one aggregator for the life of the process: counters survive reloads
+        self.aggregator = PostfixAggregator()
+
+    def parse_config(self, node: Node) -> PostfixParserConfig:
+        instances = tuple(node.str_list("instances", ["postfix", "postfix-*"]))
+        services = node.child("services")
+        service_map = services.str_map("map")
+        allow = services.str_list("allow") if services.has("allow") else None
+        max_services = services.integer("max", 50, minimum=1, maximum=1000)
+        services.finish()
+        return PostfixParserConfig(
+            instances=instances,
+            service_map=service_map,
+            service_allow=tuple(allow) if allow is not None else None,
+            max_services=max_services,
+            reject_rules=_rules(node, "reject_reasons", "reason", REJECT_REASONS),
+            delivery_rules=_rules(node, "delivery_reasons", "reason", DELIVERY_REASONS),
+            relay_classes=_rules(node, "relay_classes", "class", None),
+        )
+
+    def absent(self) -> PostfixParserConfig:
+        return PostfixParserConfig()
+
+    def formats(self, config: PostfixParserConfig) -> Sequence[Format]:
+        parser = PostfixParser(config)
+        handlers = self.aggregator.handlers()
+        return (Format("postfix", parser.parse_line, parser.parse_fields, handlers, postfix_timestamp),)
+
+    def parts(self) -> Sequence[Part]:
+        return (self.aggregator,)
+
+    def label_values(self) -> Sequence[tuple[str, Sequence[str]]]:
+        return (
+            ("Postfix reject reasons (`reason` of rejects)", vocab.REJECT_REASONS),
+            ("Postfix delivery failure reasons (`reason` of delivery failures, remote replies)",
+             vocab.DELIVERY_REASONS),
+            ("Blocklisting providers (`provider`)", vocab.BLOCKLIST_PROVIDERS),
+            ("Relay classes (`relay_class`, plus names from `postfix.relay_classes`)", vocab.RELAY_CLASSES),
+            ("Delivery statuses (`status`)", sorted(vocab.DELIVERY_STATUSES)),
+            ("Postfix 3.11 TLS levels (`level`)", sorted(vocab.TLS_LEVELS)),
+            ("SMTP stages (`stage`, `after_stage`)", sorted(vocab.STAGES)),
+            ("Access actions (`action` of access actions)", sorted(vocab.ACTIONS)),
+            ("postscreen actions", sorted(vocab.POSTSCREEN_ACTIONS)),
+            ("Outbound connection failures (`reason` of connect failures)", vocab.CONNECT_REASONS),
+            ("Log levels (`level`)", vocab.LEVELS),
+        )  # fmt: skip
+
+    def summary(self) -> Summary:
+        return SummaryAggregator()
+
+
+def _rules(node: Node, key: str, label: str, allowed: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
+    def parse(item: Node) -> tuple[str, str]:
+        pattern = item.regex("pattern")
+        value = item.string(label, pattern=LABEL_RE)
+        if allowed is not None and value not in allowed:
+            item.problem(f"must be one of {', '.join(allowed)} (got {value!r})", label)
+        return pattern, value
+
+    return tuple(node.list_of(key, parse))

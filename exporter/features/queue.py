@@ -1,0 +1,59 @@
+"""The Postfix-queue feature: the ``postfix.queue:`` section and ``postqueue -j`` on an interval."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from exporter.configtools import Node
+from exporter.feature import Context, Feature, Health, Part, Service
+from exporter.queue import FAMILIES, QueueCollector
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    enabled: bool = False
+    config_dir: str | None = None
+    interval: float = 30.0
+    timeout: float = 60.0
+    command: str = "postqueue"
+
+
+class PostfixQueue(Feature[QueueConfig]):
+    name = "queue"
+    title = "Postfix queue"
+    section = ("postfix", "queue")
+    families = FAMILIES
+    standalone = True
+
+    def __init__(self) -> None:
+        # kept across reloads, so the error counters and the last snapshot survive a SIGHUP
+        self.collector = QueueCollector()
+
+    def parse_config(self, node: Node) -> QueueConfig:
+        return QueueConfig(
+            enabled=node.boolean("enabled", False),
+            config_dir=node.string("config_dir", None),
+            interval=node.duration("interval", 30.0, minimum=1.0),
+            timeout=node.duration("timeout", 60.0, minimum=1.0),
+            command=node.string("command", "postqueue"),
+        )
+
+    def absent(self) -> QueueConfig:
+        return QueueConfig()
+
+    def active(self, config: QueueConfig) -> bool:
+        return config.enabled
+
+    def configure(self, config: QueueConfig, context: Context) -> Sequence[Service]:
+        if not config.enabled:
+            self.collector.reset()
+            return ()
+        self.collector.reconfigure(config.config_dir, config.interval, config.timeout, (config.command,))
+        return (self.collector,)
+
+    def parts(self) -> Sequence[Part]:
+        return (self.collector,)
+
+    def health(self) -> Health:
+        return Health(bool(self.collector.up), {"up": bool(self.collector.up)})

@@ -1,0 +1,38 @@
+"""The rspamd-logs feature: the ``rspamd:`` section, the ``rspamd`` log format and its metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from exporter.config_rspamd import RspamdConfig, parse_rspamd
+from exporter.configtools import Node
+from exporter.feature import Feature, Part
+from exporter.metrics.rspamd import FAMILIES, RspamdAggregator
+from exporter.pipeline import Format
+from parsers.rspamd import RspamdParser, rspamd_timestamp
+
+
+class RspamdLogs(Feature[RspamdConfig]):
+    name = "rspamd"
+    title = "rspamd logs"
+    section = ("rspamd",)
+    families = FAMILIES
+    format_names = ("rspamd",)
+
+    def __init__(self) -> None:
+        self.aggregator = RspamdAggregator(RspamdConfig())
+
+    def parse_config(self, node: Node) -> RspamdConfig:
+        return parse_rspamd(node)
+
+    def absent(self) -> RspamdConfig:
+        return RspamdConfig()
+
+    def formats(self, config: RspamdConfig) -> Sequence[Format]:
+        # the labeller follows the config: rebuilt with the formats on every load
+        self.aggregator.reconfigure(config)
+        parser = RspamdParser()
+        return (Format("rspamd", parser.parse_line, parser.parse_fields, self.aggregator.handlers(), rspamd_timestamp),)
+
+    def parts(self) -> Sequence[Part]:
+        return (self.aggregator,)

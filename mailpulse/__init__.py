@@ -1,0 +1,46 @@
+"""mailpulse: the application shell. It names the features and hands them to the kernel (exporter).
+
+This is the one place that knows every feature; adding a capability means writing a
+:class:`exporter.feature.Feature` and adding it to :func:`features`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from exporter import __version__
+from exporter.config import Config
+from exporter.config import load_config as _load_config
+from exporter.config import parse_config as _parse_config
+from exporter.feature import AnyFeature
+
+__all__ = ["__version__", "console_main", "features", "load_config", "main", "parse_config"]
+
+
+def features() -> list[AnyFeature]:
+    """Fresh instances of every feature, in the order of docs/metrics.md and docs/config.md."""
+    from exporter.features import PostfixLogs, PostfixQueue, RspamdLogs  # noqa: PLC0415
+    from probes.feature import Probes  # noqa: PLC0415
+
+    return [PostfixLogs(), PostfixQueue(), RspamdLogs(), Probes()]
+
+
+def load_config(path: str, with_features: Sequence[AnyFeature] | None = None) -> Config:
+    return _load_config(path, with_features if with_features is not None else features())
+
+
+def parse_config(data: object, path: str = "<config>", with_features: Sequence[AnyFeature] | None = None) -> Config:
+    return _parse_config(data, with_features if with_features is not None else features(), path)
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """The ``mailpulse`` command with every feature (what tests call; the script calls :func:`console_main`)."""
+    from exporter.cli import main as kernel_main  # noqa: PLC0415
+
+    return kernel_main(argv, features=features(), out=out, err=err)
+
+
+def console_main() -> None:
+    sys.exit(main())

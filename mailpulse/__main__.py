@@ -1,0 +1,3 @@
+from mailpulse import console_main
+
+console_main()

@@ -1,0 +1,17 @@
+"""``python -m mailpulse.docsgen [--check]``: docs/metrics.md for every feature mailpulse ships."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from exporter import docsgen
+from mailpulse import features
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return docsgen.main(argv, features())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
