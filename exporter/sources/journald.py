@@ -62,6 +62,7 @@ class JournalSource:
         self.start_at_end = start_at_end
         self.save_every = save_every
         self._saved = True
+        self._since_save = 0  # bytes of entries read since the cursor was last saved
         self._cursor: str | None = self._load_cursor()
 
     def command(self) -> list[str]:
@@ -130,8 +131,9 @@ class JournalSource:
                                 stderr=err[:500])  # fmt: skip
                     break
                 self.stats.bytes_read += len(raw)
+                self._since_save += len(raw)
                 if not self._saved:
-                    self.stats.unsaved_bytes += len(raw)
+                    self.stats.unsaved_bytes = self._since_save
                 self._entry(raw)
                 unsaved += 1
                 if unsaved >= self.save_every:
@@ -199,6 +201,7 @@ class JournalSource:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             self.stats.up = 0
+            self.stats.unsaved_bytes = self._since_save
             if self._saved:
                 self._saved = False
                 self.stats.error("state_write")
@@ -206,7 +209,7 @@ class JournalSource:
                             "unsaved ones again", source=self.stats.name, path=self.cursor_path,
                             error=exc.strerror or str(exc))  # fmt: skip
             return
-        self.stats.unsaved_bytes = 0
+        self._since_save = self.stats.unsaved_bytes = 0
         if not self._saved:
             self._saved = True
             self.stats.up = 1
