@@ -72,10 +72,15 @@ class _Target:
 
 
 class _Reader:
-    """Whole-line batches from one file, from an offset; no seeking back (cheap for .gz)."""
+    """Whole-line batches from one file, from an offset.
+
+    The unfinished tail of a read is read again after a seek in a plain file (no copy), and kept in memory
+    for a .gz (seeking back in a gzip stream decompresses it again from its start).
+    """
 
     def __init__(self, path: str, offset: int, final: bool) -> None:
-        opener = gzip.open if path.endswith(".gz") else open
+        self._gz = path.endswith(".gz")
+        opener = gzip.open if self._gz else open
         self.fh = cast(IO[bytes], opener(path, "rb"))
         self.fh.seek(offset)
         self.offset = offset  # of the first byte not yet returned
@@ -89,8 +94,13 @@ class _Reader:
             data = self._carry + chunk if self._carry else chunk
             cut = data.rfind(b"\n")
             if cut >= 0:
-                self._carry = data[cut + 1 :]
                 self.offset += cut + 1
+                if self._gz:
+                    self._carry = data[cut + 1 :]
+                else:
+                    self._carry = b""
+                    if cut + 1 < len(data):
+                        self.fh.seek(self.offset)
                 return data[:cut]
             if data and (len(data) >= max_bytes or (self.final and not chunk)):
                 # an over-long line, or the unfinished last line of a rotated-away file

@@ -323,21 +323,30 @@ def test_old_file_gone_is_replaced_with_certain_loss(log: Path, tmp_path: Path) 
     assert pos.size - pos.offset == src.stats.lost_bytes > 0
 
 
-def test_a_long_rotated_file_is_one_rotation(log: Path, tmp_path: Path) -> None:
-    """A rotated file read over many polls counts one rotation, and a restart in the middle resumes in it."""
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gz"])
+def test_a_long_rotated_file_is_one_rotation(log: Path, tmp_path: Path, compressed: bool) -> None:
+    """A rotated file (plain or gzipped) read in small batches over many polls counts one rotation, keeps
+    lines that span batches whole, and a restart in the middle resumes in it."""
     src = Counted(log, tmp_path / "mail.offset", batch_bytes=500)
+    write(log, batch("A", 1))
     src.poll()
-    write(log, batch("A", 60))
-    log.rename(log.parent / "mail.log.1")
+    write(log, batch("B", 60))
+    renamed = log.rename(log.parent / "mail.log.1")
     write(log, batch("C", 2), "w")
+    if compressed:
+        with renamed.open("rb") as plain, gzip.open(log.parent / "mail.log.1.gz", "wb") as gz:
+            shutil.copyfileobj(plain, gz)
+        renamed.unlink()
     for _ in range(3):
         src.source.poll(max_batches=1)
     src.source = src.make()
     for _ in range(3):
         src.source.poll(max_batches=1)
     src.poll()
-    assert batch("A", 60) + batch("C", 2) == src.lines
-    assert {"rename": 2} == src.stats.rotations  # once, and once more by the restarted source
+    assert batch("A", 1) + batch("B", 60) + batch("C", 2) == src.lines
+    kind = "rename_gzip" if compressed else "rename"
+    assert {kind: 2} == src.stats.rotations  # once, and once more by the restarted source
+    assert 0 == src.stats.lost_bytes
 
 
 @pytest.mark.parametrize(
