@@ -266,7 +266,8 @@ class FileSource:
         directory, name = os.path.split(self.path)
         found: set[str] = set()
         for pattern in self.rotated_patterns:
-            found.update(glob.glob(os.path.join(directory, pattern % glob.escape(name))))
+            # replace, not %: a pattern with another % (a date format) must not raise at every poll
+            found.update(glob.glob(os.path.join(directory, pattern.replace("%s", glob.escape(name)))))
         found.discard(self.path)
 
         def mtime(path: str) -> float:

@@ -32,6 +32,10 @@ log = structlog.get_logger(__name__)
 # s=739ad463348b4ceca5a9e69c95a3c93f;i=4ece7;b=6c7c6013a8ee4e33ad8ed5f0de0a5bdf;m=...;t=...;x=...
 _CURSOR_RE = re.compile(r"[a-z]=[0-9a-f]{1,64}(?:;[a-z]=[0-9a-f]{1,64}){0,15}")
 
+# Cursors that could not be saved, by cursor file: a source rebuilt by a config reload continues from
+# here instead of the stale file, so a reload does not count the unsaved entries a second time.
+_UNSAVED: dict[str, str] = {}
+
 FieldsSink = Callable[[str, str, str], None]
 """``sink(timestamp_rfc3339, program, message)``"""
 
@@ -61,9 +65,9 @@ class JournalSource:
         self.journalctl = journalctl
         self.start_at_end = start_at_end
         self.save_every = save_every
-        self._saved = True
+        self._saved = cursor_path not in _UNSAVED
         self._since_save = 0  # bytes of entries read since the cursor was last saved
-        self._cursor: str | None = self._load_cursor()
+        self._cursor: str | None = _UNSAVED.get(cursor_path) or self._load_cursor()
 
     def command(self) -> list[str]:
         cmd = [self.journalctl, "--follow", "--output=json", "--no-pager", "--quiet"]
@@ -200,6 +204,7 @@ class JournalSource:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            _UNSAVED[self.cursor_path] = self._cursor
             self.stats.up = 0
             self.stats.unsaved_bytes = self._since_save
             if self._saved:
@@ -209,6 +214,7 @@ class JournalSource:
                             "unsaved ones again", source=self.stats.name, path=self.cursor_path,
                             error=exc.strerror or str(exc))  # fmt: skip
             return
+        _UNSAVED.pop(self.cursor_path, None)
         self._since_save = self.stats.unsaved_bytes = 0
         if not self._saved:
             self._saved = True

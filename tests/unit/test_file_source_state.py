@@ -349,6 +349,22 @@ def test_a_long_rotated_file_is_one_rotation(log: Path, tmp_path: Path, compress
     assert 0 == src.stats.lost_bytes
 
 
+def test_a_rotated_pattern_with_another_percent_sign(log: Path, tmp_path: Path) -> None:
+    """A user pattern with a stray % (a date format) does not make every rotation raise."""
+    lines: list[str] = []
+    stats = SourceStats("mail")
+    src = FileSource(stats, str(log), str(tmp_path / "o"), lines.extend, start_at_end=False,
+                     rotated_patterns=["%s.%Y%m%d", *DEFAULT_ROTATED_PATTERNS])  # fmt: skip
+    write(log, batch("A", 2))
+    src.poll()
+    write(log, batch("B", 1))
+    log.rename(log.parent / "mail.log.1")
+    write(log, batch("C", 1), "w")
+    src.poll()
+    assert batch("A", 2) + batch("B", 1) + batch("C", 1) == lines
+    assert {"rename": 1} == stats.rotations
+
+
 @pytest.mark.parametrize(
     "name",
     ["mail.log.0", "mail.log.1", "mail.log.1.gz", "mail.log-20261124", "mail.log-20261124.gz",

@@ -31,8 +31,8 @@ async def test_corrupt_cursor_is_reported_and_ignored(tmp_path: Path, content: s
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a read-only bind mount")
 async def test_cursor_on_a_read_only_state_dir(tmp_path: Path) -> None:
-    """The cursor cannot be saved: entries are counted once, the condition is state_write (not
-    journal_exited), and the source is down while it lasts."""
+    """The cursor cannot be saved: entries are counted once (a reload included), the condition is
+    state_write (not journal_exited), and the source is down while it lasts."""
     journal = tmp_path / "mail.journal"
     append_entries(journal, [("postfix/qmgr", f"AAAA{i:06d}: removed") for i in range(30)], 0)
     state = tmp_path / "state"
@@ -58,5 +58,9 @@ async def test_cursor_on_a_read_only_state_dir(tmp_path: Path) -> None:
         assert 0 == seen["up"]
         assert 0 < seen["unsaved"]
         assert not h.cursor.exists()
+        # a config reload rebuilds the source: it continues from the unsaved cursor, not from the start
+        await h.run_until(lambda: False, timeout=2.0)
+        assert 30 == h.removed()
+        assert {"state_write": 1} == h.stats.errors
     finally:
         subprocess.run(["umount", "-l", str(state)], capture_output=True, check=False)
