@@ -88,9 +88,10 @@ def _parse_v2(lines: list[str]) -> Position:
 
 
 def _natural(text: str, name: str) -> int:
-    # isdecimal, not isdigit: int() refuses superscripts that isdigit accepts
-    if not text.isascii() or not text.isdecimal():
-        raise CorruptState(f"{name} is not a non-negative integer: {text[:40]!r}")
+    # isascii + isdecimal, not isdigit: int() refuses superscripts that isdigit accepts; below 2**63, or a
+    # seek to it raises OverflowError instead of OSError
+    if not text.isascii() or not text.isdecimal() or len(text) > 19 or int(text) >= 1 << 63:
+        raise CorruptState(f"{name} is not a non-negative 64-bit integer: {text[:40]!r}")
     return int(text)
 
 

@@ -387,6 +387,8 @@ CORRUPT = {
     "v2 missing keys": b"mailpulse-offset 2\ninode 1\n",
     "v2 size below offset": b"mailpulse-offset 2\ninode 1\noffset 9\nsize 3\nhead \n",
     "huge": b"9" * 5000,
+    "legacy huge offset": b"1234567\n" + b"9" * 400 + b"\n",
+    "v2 offset past 2**63": b"mailpulse-offset 2\ninode 1\noffset 9223372036854775808\nsize 9223372036854775808\nhead \n",
 }
 
 
