@@ -9,7 +9,8 @@ Rules (docs/config.md, "Log files: positions and rotation"):
 
 * whole-line batches: a line still being written waits for the next poll, except the last line of a
   rotated-away file (it will never be finished);
-* each batch is counted once, then its position saved atomically; if the save fails (full disk,
+* each batch is counted once, then its position saved atomically (also when counting it raised, so a
+  bug cannot make a batch count again and again); if the save fails (full disk,
   read-only state dir) the position is kept in memory, the batch is not read again, the source reports
   ``state_write`` and is down until a save succeeds (a restart meanwhile would repeat what was unsaved,
   shown by ``mailpulse_log_unsaved_bytes``);
@@ -188,10 +189,14 @@ class FileSource:
                     continue
                 consumed = reader.offset - target.pos.offset
                 self.stats.bytes_read += consumed
-                self.sink(split_lines(data))
                 pos = target.pos
                 target = replace(target, pos=replace(pos, offset=reader.offset, size=max(pos.size, reader.offset)))
-                self._save(target.pos, consumed)
+                try:
+                    self.sink(split_lines(data))
+                finally:
+                    # a batch whose handling raised (a bug) is not read again: re-reading it would count
+                    # its first lines again at every retry, forever
+                    self._save(target.pos, consumed)
             return True
         finally:
             reader.close()

@@ -376,6 +376,26 @@ def test_builtin_rotated_patterns(name: str) -> None:
     assert any(fnmatch.fnmatchcase(name, p % "mail.log") for p in DEFAULT_ROTATED_PATTERNS)
 
 
+def test_a_batch_whose_handling_raises_is_not_read_again(log: Path, tmp_path: Path) -> None:
+    """A sink that raises (a bug downstream) is reported by the exception, but the batch is not read and
+    counted again at the next poll (no re-counting crash loop)."""
+    seen: list[list[str]] = []
+
+    def sink(lines: list[str]) -> None:
+        seen.append(list(lines))
+        if len(seen) == 1:
+            raise RuntimeError("bug")
+
+    src = FileSource(SourceStats("mail"), str(log), str(tmp_path / "o"), sink, start_at_end=False)  # type: ignore[arg-type]
+    write(log, batch("A", 3))
+    with pytest.raises(RuntimeError):
+        src.poll()
+    write(log, batch("B", 2))
+    src.poll()
+    src.poll()
+    assert [batch("A", 3), batch("B", 2)] == seen
+
+
 # -- A6: corrupt state files -------------------------------------------------------------------------------------
 CORRUPT = {
     "garbage": b"\x00\xff garbage \xfe\n\x01",
