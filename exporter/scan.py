@@ -22,6 +22,7 @@ from exporter.formats import Aggregators, build_formats
 from exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
 from exporter.metrics.sources import SourcesAggregator
 from exporter.pipeline import Format, LinePipeline
+from exporter.sources.lines import split_lines
 from exporter.summary import SummaryAggregator
 from parsers.postfix import PostfixParserConfig
 
@@ -37,7 +38,10 @@ def open_log(path: str) -> IO[bytes]:
 
 
 def read_lines(fh: IO[bytes], feed: Callable[[Sequence[str]], None], progress: Callable[[int], None]) -> None:
-    """Feed whole lines in large batches; the tail of each chunk waits for the next one."""
+    """Feed whole lines in large batches; the tail of each chunk waits for the next one.
+
+    Lines are split exactly as the tailer splits them (a trailing ``\\r`` of CRLF logs is dropped).
+    """
     rest = b""
     while True:
         chunk = fh.read(CHUNK)
@@ -50,9 +54,9 @@ def read_lines(fh: IO[bytes], feed: Callable[[Sequence[str]], None], progress: C
             rest = data
             continue
         rest = data[cut + 1 :]
-        feed(data[:cut].decode("utf-8", "replace").split("\n"))
+        feed(split_lines(data[:cut]))
     if rest:
-        feed(rest.decode("utf-8", "replace").split("\n"))
+        feed(split_lines(rest))
 
 
 class Progress:
