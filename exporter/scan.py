@@ -21,6 +21,7 @@ from exporter.feature import AnyFeature, Summary
 from exporter.metrics.collector import MailpulseCollector, Part, SelfMetrics, make_registry
 from exporter.metrics.sources import SourcesAggregator
 from exporter.pipeline import Format, LinePipeline
+from exporter.sources.lines import split_lines
 
 CHUNK = 64 << 10  # larger chunks cost more RSS and were not faster
 
@@ -34,7 +35,10 @@ def open_log(path: str) -> IO[bytes]:
 
 
 def read_lines(fh: IO[bytes], feed: Callable[[Sequence[str]], None], progress: Callable[[int], None]) -> None:
-    """Feed whole lines in large batches; the tail of each chunk waits for the next one."""
+    """Feed whole lines in large batches; the tail of each chunk waits for the next one.
+
+    Lines are split exactly as the tailer splits them (a trailing ``\\r`` of CRLF logs is dropped).
+    """
     rest = b""
     while True:
         chunk = fh.read(CHUNK)
@@ -47,9 +51,9 @@ def read_lines(fh: IO[bytes], feed: Callable[[Sequence[str]], None], progress: C
             rest = data
             continue
         rest = data[cut + 1 :]
-        feed(data[:cut].decode("utf-8", "replace").split("\n"))
+        feed(split_lines(data[:cut]))
     if rest:
-        feed(rest.decode("utf-8", "replace").split("\n"))
+        feed(split_lines(rest))
 
 
 class Progress:

@@ -18,7 +18,9 @@ LINES = Family(
     C, ("source", "result"),
 )  # fmt: skip
 UP = Family(
-    "mailpulse_log_source_up", "1 if the source could be read at its last poll, 0 if it is missing or unreadable.",
+    "mailpulse_log_source_up",
+    "1 if the source could be read and its position saved at its last poll; 0 if it is missing or unreadable, "
+    "or its position cannot be saved (see mailpulse_log_source_errors_total).",
     G, ("source",),
 )  # fmt: skip
 BYTES = Family("mailpulse_log_read_bytes_total", "Bytes read from the source.", C, ("source",))
@@ -41,14 +43,30 @@ LAG_SECONDS = Family(
 )
 ERRORS = Family(
     "mailpulse_log_source_errors_total",
-    "Problems reading a source, by kind (missing, unreadable, vanished, read_error, journal_exited).",
+    "Problems with a source, by kind: missing, unreadable, vanished, read_error, journal_exited; state_write "
+    "(its position cannot be saved), state_corrupt (its saved position was unusable and was re-synchronised).",
     C, ("source", "kind"),
 )  # fmt: skip
 ROTATIONS = Family(
-    "mailpulse_log_rotations_total", "Log rotations followed, by kind (rename, truncate).", C, ("source", "kind")
-)
+    "mailpulse_log_rotations_total",
+    "Log rotations followed, by kind: rename, rename_gzip (renamed and compressed), truncate (same inode, content "
+    "restarted: copytruncate), replaced (a new file, the old one not found).",
+    C, ("source", "kind"),
+)  # fmt: skip
+LOST = Family(
+    "mailpulse_log_lost_bytes_total",
+    "Bytes certainly lost: known to be in a file that was rotated or replaced before they were read, and not found "
+    "under any rotated name (a lower bound).",
+    C, ("source",),
+)  # fmt: skip
+UNSAVED = Family(
+    "mailpulse_log_unsaved_bytes",
+    "Bytes counted since the source's position was last saved: what a restart would read again while the state "
+    "dir cannot be written (0 normally).",
+    G, ("source",),
+)  # fmt: skip
 
-FAMILIES = (LINES, UP, BYTES, LAST_LINE, LAST_READ, LAG_BYTES, LAG_SECONDS, ERRORS, ROTATIONS)
+FAMILIES = (LINES, UP, BYTES, LAST_LINE, LAST_READ, LAG_BYTES, LAG_SECONDS, ERRORS, ROTATIONS, LOST, UNSAVED)
 RESULTS = ("parsed", "unparsed", "foreign")
 
 
@@ -66,6 +84,8 @@ class SourceStats:
     last_read: float = 0.0
     lag_bytes: int = 0
     lag_seconds: float = 0.0
+    lost_bytes: int = 0
+    unsaved_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.errors: dict[str, int] = {}
@@ -111,6 +131,8 @@ class SourcesAggregator:
             per_source[LAST_READ][key] = s.last_read
             per_source[LAG_BYTES][key] = s.lag_bytes
             per_source[LAG_SECONDS][key] = s.lag_seconds
+            per_source[LOST][key] = s.lost_bytes
+            per_source[UNSAVED][key] = s.unsaved_bytes
             for kind, n in s.errors.items():
                 per_source[ERRORS][(s.name, kind)] = n
             for kind, n in s.rotations.items():

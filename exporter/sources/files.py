@@ -1,109 +1,119 @@
-"""Tail log files with pygtail: persisted offsets, rotation by rename and by copytruncate.
+"""Tail log files: saved positions, rotation by rename, rename + gzip and copytruncate, and damage control.
 
-pygtail supplies the hard part: an offset file holding (inode, offset), and on start-up the search for
-the rotated file when the inode changed or the file shrank, so the remainder of the old file is read
-before the new one. mailpulse builds a fresh pygtail reader on every poll, so every poll re-checks for
-rotation, and adds what a daemon needs on top:
+Every poll stats the file and checks that the saved position (inode + first bytes, see
+:mod:`exporter.sources.position`) still names it. If it does, reading continues at the offset. If not,
+the file was rotated: the old file is looked for under the rotated names (by inode, or by its first
+bytes, which also finds a gzipped or copied file), its rest is read, then the new file from 0.
 
-* binary reads: offsets are byte offsets, undecodable bytes become U+FFFD instead of an exception;
-* whole-line batches: a line still being written is left for the next poll, except at the end of a
-  file that was rotated away (its last line will never be completed);
-* the offset is saved after each batch is processed, atomically, so a restart neither loses nor
-  repeats lines;
-* a missing, unreadable or vanished file is a metric and one log line per change, never an exception.
+Rules (docs/config.md, "Log files: positions and rotation"):
 
-Rotation caveats (documented for users): with rename rotation, compressing the old file immediately
-(no ``delaycompress``) can lose its last unread lines; with copytruncate, lines written between the
-copy and the truncation are lost by every tailer, including this one.
+* whole-line batches: a line still being written waits for the next poll, except the last line of a
+  rotated-away file (it will never be finished);
+* each batch is counted once, then its position saved atomically (also when counting it raised, so a
+  bug cannot make a batch count again and again); if the save fails (full disk,
+  read-only state dir) the position is kept in memory, the batch is not read again, the source reports
+  ``state_write`` and is down until a save succeeds (a restart meanwhile would repeat what was unsaved,
+  shown by ``mailpulse_log_unsaved_bytes``);
+* a rotated file that cannot be found is counted in ``mailpulse_log_lost_bytes_total``: the bytes the
+  last saved position knew to exist and had not read (a lower bound);
+* a corrupt state file is reported (``state_corrupt`` and one log line saying what may be skipped or
+  repeated) and replaced: reading resumes as on a first start (``start_at``), or at the end of the file
+  when the state pointed beyond the end of an otherwise intact file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import gzip
-import io
 import os
+import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import IO, cast
 
 import structlog
-from pygtail import Pygtail
 
 from exporter.metrics.sources import SourceStats
+from exporter.sources.lines import split_lines
+from exporter.sources.position import CorruptState, Position, load_position, read_head, save_position
 
 log = structlog.get_logger(__name__)
 
-# Rotated names besides pygtail's own (.1, .1.gz, -YYYYMMDD, ...): `postfix logrotate` writes
-# mail.log.YYYYMMDD-HHMMSS.
-DEFAULT_ROTATED_PATTERNS = ("%s.[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]",)
+_D8 = "[0-9]" * 8
+# Where logrotate, savelog, Python's TimedRotatingFileHandler and `postfix logrotate` put a rotated file,
+# `%s` being the file's name. The `.gz` forms are rename + immediate compression (no `delaycompress`).
+DEFAULT_ROTATED_PATTERNS = (
+    "%s.0",  # savelog
+    "%s.1",
+    "%s.1.gz",
+    f"%s-{_D8}",  # logrotate dateext
+    f"%s-{_D8}.gz",
+    f"%s-{_D8}-{'[0-9]' * 10}",  # dateformat -%Y%m%d-%s
+    f"%s-{_D8}-{'[0-9]' * 10}.gz",
+    "%s.[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]",  # TimedRotatingFileHandler
+    f"%s.{_D8}-{'[0-9]' * 6}",  # postfix logrotate: mail.log.YYYYMMDD-HHMMSS
+    f"%s.{_D8}-{'[0-9]' * 6}.gz",
+)
 BATCH_BYTES = 1 << 20  # lines per batch ~ 5,000: one lock and one offset write per batch
+MAX_CANDIDATES = 8  # rotated files examined, newest first: the file just rotated is among the newest
+_READ_ERRORS = (OSError, EOFError, zlib.error)  # EOFError, zlib.error: a damaged or unfinished .gz
+
+# Positions that could not be saved, by state file: a source rebuilt by a config reload continues from
+# here instead of the stale file, so a reload does not count the unsaved batches a second time.
+_UNSAVED: dict[str, Position] = {}
 
 
-class _Tail(Pygtail):  # type: ignore[misc]
-    """pygtail reading bytes, in whole-line batches, with atomic offset files."""
+@dataclass(frozen=True, slots=True)
+class _Target:
+    path: str
+    pos: Position
+    rotated: bool  # a rotated-away file: read to its end, then continue with the current file
 
-    # pygtail's own attributes, typed for mypy
-    fh: IO[bytes] | None
-    rotated_logfile: str | None
-    offset: int
-    offset_file: str
-    offset_file_inode: int
 
-    def __del__(self) -> None:
-        # pygtail's own __del__ opens the file just to close it, raising on a missing file
-        if self.fh is not None:
-            self.fh.close()
+class _Reader:
+    """Whole-line batches from one file, from an offset.
 
-    def _filehandle(self) -> IO[bytes]:
-        if not self.fh or self._is_closed():
-            self._counter += 1
-            filename = self.rotated_logfile or self.filename
-            fh = cast(IO[bytes], gzip.open(filename, "rb") if filename.endswith(".gz") else open(filename, "rb"))  # noqa: SIM115
-            if self.read_from_end and not os.path.exists(self.offset_file):
-                fh.seek(0, os.SEEK_END)
-            else:
-                fh.seek(self.offset)
-            self.fh = fh
-        return self.fh
+    The unfinished tail of a read is read again after a seek in a plain file (no copy), and kept in memory
+    for a .gz (seeking back in a gzip stream decompresses it again from its start).
+    """
 
-    def update_offset_file(self) -> None:
-        fh = self._filehandle()
-        self.offset = fh.tell()
-        inode = os.fstat(fh.fileno()).st_ino
-        tmp = f"{self.offset_file}.tmp"
-        with open(tmp, "w") as out:
-            out.write(f"{inode}\n{self.offset}\n")
-        os.replace(tmp, self.offset_file)
-        self.since_update = 0
+    def __init__(self, path: str, offset: int, final: bool) -> None:
+        self._gz = path.endswith(".gz")
+        opener = gzip.open if self._gz else open
+        self.fh = cast(IO[bytes], opener(path, "rb"))
+        self.fh.seek(offset)
+        self.offset = offset  # of the first byte not yet returned
+        self.final = final
+        self._carry = b""
 
-    def read_batch(self, max_bytes: int) -> bytes | None:
-        """Return complete lines (joined, without the final newline), or None at the end of data."""
-        fh = self._filehandle()
-        data = fh.read(max_bytes)
-        if not data:
-            if self._is_new_file():
-                # the file we read was rotated away and is exhausted: continue with the current one
-                self.rotated_logfile = None
-                fh.close()
-                self.offset = 0
-                fh = self._filehandle()
-                data = fh.read(max_bytes)
-            if not data:
+    def batch(self, max_bytes: int) -> bytes | None:
+        """Complete lines joined by newlines (without the last one), or None when none is complete."""
+        while True:
+            chunk = self.fh.read(max(max_bytes - len(self._carry), 1))
+            data = self._carry + chunk if self._carry else chunk
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                self.offset += cut + 1
+                if self._gz:
+                    self._carry = data[cut + 1 :]
+                else:
+                    self._carry = b""
+                    if cut + 1 < len(data):
+                        self.fh.seek(self.offset)
+                return data[:cut]
+            if data and (len(data) >= max_bytes or (self.final and not chunk)):
+                # an over-long line, or the unfinished last line of a rotated-away file
+                self._carry = b""
+                self.offset += len(data)
+                return data
+            self._carry = data
+            if not chunk:
                 return None
-        cut = data.rfind(b"\n")
-        if cut == len(data) - 1:
-            return data[:-1]
-        if cut >= 0:
-            fh.seek(cut + 1 - len(data), os.SEEK_CUR)
-            return data[:cut]
-        if len(data) >= max_bytes or self.rotated_logfile or self._is_new_file():
-            return data  # an over-long line, or the unfinished last line of a rotated-away file
-        fh.seek(-len(data), os.SEEK_CUR)
-        return None
 
-    def current_offset(self) -> int:
-        return int(self._filehandle().tell())
+    def close(self) -> None:
+        self.fh.close()
 
 
 class FileSource:
@@ -126,15 +136,19 @@ class FileSource:
         self.offset_path = offset_path
         self.sink = sink
         self.start_at_end = start_at_end
-        self.rotated_patterns = list(rotated_patterns)
+        self.rotated_patterns = list(dict.fromkeys(rotated_patterns))
         self.poll_interval = poll_interval
         self.batch_bytes = batch_bytes
-        self._state = "new"  # new | up | missing | unreadable | error: log a line only on changes
+        self._state = "new"  # new | up | missing | unreadable | ...: log a line only on changes
+        self._pos: Position | None = _UNSAVED.get(offset_path)
+        self._saved = offset_path not in _UNSAVED
+        self._draining: str | None = None  # the rotated file being read to its end
 
+    # -- polling -------------------------------------------------------------------------------------
     def poll(self, max_batches: int = 20) -> bool:
         """Read what is there (up to ``max_batches``); True if more data is probably waiting."""
         try:
-            os.stat(self.path)
+            st = os.stat(self.path)
         except FileNotFoundError:
             self._down("vanished" if self._state == "up" else "missing")
             return False
@@ -142,68 +156,175 @@ class FileSource:
             self._down("unreadable", exc)
             return False
         try:
-            return self._read(max_batches)
+            more = self._read(st, max_batches)
         except PermissionError as exc:
             self._down("unreadable", exc)
+            return False
         except FileNotFoundError:
             self._down("vanished")
-        except OSError as exc:
+            return False
+        except _READ_ERRORS as exc:
             self._down("read_error", exc)
-        return False
+            return False
+        if not self._saved and self._pos is not None:
+            self._save(self._pos, 0)  # retry: a freed disk or a remounted state dir ends the condition
+        self._up()
+        return more
 
-    def _read(self, max_batches: int) -> bool:
-        tail = self._open()
+    def _read(self, st: os.stat_result, max_batches: int) -> bool:
+        target = self._locate(st)
+        reader = _Reader(target.path, target.pos.offset, target.rotated)
         try:
-            if not os.path.exists(self.offset_path):
-                tail.update_offset_file()  # remember where a first start at the end began
-            more = True
             for _ in range(max_batches):
-                data = tail.read_batch(self.batch_bytes)
+                data = reader.batch(self.batch_bytes)
                 if data is None:
-                    more = False
-                    break
-                self.stats.bytes_read += len(data) + 1
-                self.sink(data.decode("utf-8", "replace").split("\n"))
-                tail.update_offset_file()
-            self._up(tail)
-            return more
+                    if not target.rotated:
+                        return False
+                    # the rotated file is exhausted: continue with the current one, from its start
+                    reader.close()
+                    self._draining = None
+                    target = _Target(self.path, _fresh(self.path, 0), False)
+                    self._save(target.pos, 0)
+                    reader = _Reader(self.path, 0, False)
+                    continue
+                consumed = reader.offset - target.pos.offset
+                self.stats.bytes_read += consumed
+                pos = target.pos
+                target = replace(target, pos=replace(pos, offset=reader.offset, size=max(pos.size, reader.offset)))
+                try:
+                    self.sink(split_lines(data))
+                finally:
+                    # a batch whose handling raised (a bug) is not read again: re-reading it would count
+                    # its first lines again at every retry, forever
+                    self._save(target.pos, consumed)
+            return True
         finally:
-            if tail.fh is not None:
-                tail.fh.close()
+            reader.close()
 
-    def _open(self) -> _Tail:
-        had_offsets = os.path.exists(self.offset_path)
-        captured = io.StringIO()
-        with contextlib.redirect_stderr(captured):  # pygtail reports rotation trouble on stderr
-            tail = _Tail(
-                self.path,
-                offset_file=self.offset_path,
-                read_from_end=self.start_at_end,
-                copytruncate=True,
-                log_patterns=self.rotated_patterns,
-            )
-        if captured.getvalue():
-            log.warning("log rotated to an unknown place, reading from the start", source=self.stats.name,
-                        path=self.path)  # fmt: skip
-            self.stats.rotated("truncate")
-        elif had_offsets and tail.rotated_logfile:
-            same_inode = os.stat(self.path).st_ino == tail.offset_file_inode
-            kind = "truncate" if same_inode else "rename"
-            self.stats.rotated(kind)
-            log.info("log rotated", source=self.stats.name, kind=kind, rest_from=tail.rotated_logfile)
-        return tail
+    # -- where to read -------------------------------------------------------------------------------
+    def _locate(self, st: os.stat_result) -> _Target:
+        """Decide which file to read from which offset, handling first starts, rotation and bad state."""
+        pos = self._pos if self._pos is not None else self._load(st)
+        head = read_head(self.path)
+        if pos.inode == st.st_ino and pos.same_head(head):
+            if st.st_size >= pos.offset:
+                self._draining = None
+                return _Target(self.path, replace(pos, size=max(pos.size, st.st_size), head=head), False)
+            if pos.head is not None:
+                # the file starts as it did, so it was not replaced: the offset is what is wrong
+                self._corrupt(f"offset {pos.offset} beyond the end of the file ({st.st_size})", "end", st.st_size)
+                return self._start(st, head, st.st_size)
+        return self._rotated(pos, st, head)
 
-    def _up(self, tail: _Tail) -> None:
+    def _load(self, st: os.stat_result) -> Position:
+        try:
+            saved = load_position(self.offset_path)
+        except CorruptState as exc:
+            resync = "end" if self.start_at_end else "beginning"
+            self._corrupt(str(exc), resync, st.st_size)
+            saved = None
+        if saved is not None:
+            return saved
+        # a first start (or a discarded state): remember at once where reading begins
+        return self._start(st, read_head(self.path), st.st_size if self.start_at_end else 0).pos
+
+    def _start(self, st: os.stat_result, head: bytes, offset: int) -> _Target:
+        pos = Position(st.st_ino, offset, st.st_size, head)
+        self._save(pos, 0)
+        return _Target(self.path, pos, False)
+
+    def _rotated(self, pos: Position, st: os.stat_result, head: bytes) -> _Target:
+        """The saved position is not in the file at ``path`` any more: find where it went."""
+        found = self._find_rotated(pos)
+        same_inode = pos.inode == st.st_ino
+        if found is not None:
+            path, rst = found
+            if path != self._draining:
+                kind = "truncate" if same_inode else "rename_gzip" if path.endswith(".gz") else "rename"
+                self.stats.rotated(kind)
+                log.info("log rotated", source=self.stats.name, kind=kind, rest_from=path)
+                self._draining = path
+            rpos = Position(rst.st_ino, pos.offset, pos.size, pos.head if pos.head is not None else read_head(path))
+            return _Target(path, rpos, True)
+        self._draining = None
+        kind = "truncate" if same_inode else "replaced"
+        lost = max(0, pos.size - pos.offset)
+        self.stats.rotated(kind)
+        self.stats.lost_bytes += lost
+        log.warning("log rotated, the old file was not found: reading the new one from its start",
+                    source=self.stats.name, kind=kind, path=self.path, lost_bytes=lost)  # fmt: skip
+        return self._start(st, head, 0)
+
+    def _find_rotated(self, pos: Position) -> tuple[str, os.stat_result] | None:
+        """The rotated file holding ``pos``: same inode (not compressed), or, given a fingerprint, same first bytes."""
+        for path in self._candidates():
+            try:
+                rst = os.stat(path)
+                by_inode = rst.st_ino == pos.inode and not path.endswith(".gz")
+                if (by_inode or pos.head) and pos.same_head(read_head(path)):
+                    return path, rst
+            except _READ_ERRORS:
+                continue  # vanished meanwhile, unreadable, or a .gz still being written
+        return None
+
+    def _candidates(self) -> list[str]:
+        directory, name = os.path.split(self.path)
+        found: set[str] = set()
+        for pattern in self.rotated_patterns:
+            # replace, not %: a pattern with another % (a date format) must not raise at every poll
+            found.update(glob.glob(os.path.join(directory, pattern.replace("%s", glob.escape(name)))))
+        found.discard(self.path)
+
+        def mtime(path: str) -> float:
+            try:
+                return os.stat(path).st_mtime
+            except OSError:
+                return 0.0
+
+        return sorted(found, key=mtime, reverse=True)[:MAX_CANDIDATES]
+
+    # -- state and health ----------------------------------------------------------------------------
+    def _save(self, pos: Position, consumed: int) -> None:
+        """Keep ``pos`` (the batch is counted: it will not be read again) and try to persist it."""
+        self._pos = pos
+        try:
+            save_position(self.offset_path, pos)
+        except OSError as exc:
+            _UNSAVED[self.offset_path] = pos
+            self.stats.unsaved_bytes += consumed
+            if self._saved:
+                self._saved = False
+                self.stats.error("state_write")
+                log.warning("cannot save the log position: lines are counted once, a restart would read "
+                            "the unsaved ones again", source=self.stats.name, path=self.offset_path,
+                            error=exc.strerror or str(exc))  # fmt: skip
+            return
+        _UNSAVED.pop(self.offset_path, None)
+        self.stats.unsaved_bytes = 0
+        if not self._saved:
+            self._saved = True
+            log.info("log position saved again", source=self.stats.name, path=self.offset_path)
+
+    def _corrupt(self, problem: str, resync: str, size: int) -> None:
+        self.stats.error("state_corrupt")
+        skip, repeat = (size, 0) if resync == "end" else (0, size)
+        log.warning("log position file is corrupt, re-synchronised", source=self.stats.name,
+                    path=self.offset_path, problem=problem, resync=resync, may_skip_bytes=skip,
+                    may_repeat_bytes=repeat)  # fmt: skip
+
+    def _up(self) -> None:
         if self._state != "up":
             log.info("log source readable", source=self.stats.name, path=self.path)
             self._state = "up"
-        self.stats.up = 1
+        self.stats.up = 1 if self._saved else 0
         try:
             size = os.stat(self.path).st_size
-            # still in the rotated file: all of the current file is yet to come
-            self.stats.lag_bytes = size if tail.rotated_logfile else max(0, size - tail.current_offset())
         except OSError:
-            self.stats.lag_bytes = 0
+            size = 0
+        pos = self._pos
+        # still in the rotated file: all of the current file is yet to come
+        behind = size if self._draining or pos is None else size - pos.offset
+        self.stats.lag_bytes = max(0, behind)
 
     def _down(self, kind: str, exc: BaseException | None = None) -> None:
         self.stats.up = 0
@@ -222,3 +343,8 @@ class FileSource:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_interval)
+
+
+def _fresh(path: str, offset: int) -> Position:
+    st = os.stat(path)
+    return Position(st.st_ino, offset, st.st_size, read_head(path))

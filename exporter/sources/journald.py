@@ -5,6 +5,12 @@ with ``--after-cursor`` and loses nothing. Entries carry ``SYSLOG_IDENTIFIER`` (
 ``MESSAGE`` and ``__REALTIME_TIMESTAMP``, which the parsers take directly (no syslog prefix to split).
 
 If journalctl exits, the source is marked down, the exit is counted, and it is restarted with a backoff.
+
+The state rules match the file source's: a cursor that cannot be saved (full disk, read-only state dir)
+is kept in memory, so nothing is counted twice, and reported as ``state_write`` with the source down
+until a save succeeds; a cursor file that is not a journald cursor is reported as ``state_corrupt`` and
+ignored (``start_at`` decides where to begin, as on a first start), instead of making journalctl fail
+at every restart.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -21,6 +28,13 @@ import structlog
 from exporter.metrics.sources import SourceStats
 
 log = structlog.get_logger(__name__)
+
+# s=739ad463348b4ceca5a9e69c95a3c93f;i=4ece7;b=6c7c6013a8ee4e33ad8ed5f0de0a5bdf;m=...;t=...;x=...
+_CURSOR_RE = re.compile(r"[a-z]=[0-9a-f]{1,64}(?:;[a-z]=[0-9a-f]{1,64}){0,15}")
+
+# Cursors that could not be saved, by cursor file: a source rebuilt by a config reload continues from
+# here instead of the stale file, so a reload does not count the unsaved entries a second time.
+_UNSAVED: dict[str, str] = {}
 
 FieldsSink = Callable[[str, str, str], None]
 """``sink(timestamp_rfc3339, program, message)``"""
@@ -51,7 +65,9 @@ class JournalSource:
         self.journalctl = journalctl
         self.start_at_end = start_at_end
         self.save_every = save_every
-        self._cursor: str | None = self._load_cursor()
+        self._saved = cursor_path not in _UNSAVED
+        self._since_save = 0  # bytes of entries read since the cursor was last saved
+        self._cursor: str | None = _UNSAVED.get(cursor_path) or self._load_cursor()
 
     def command(self) -> list[str]:
         cmd = [self.journalctl, "--follow", "--output=json", "--no-pager", "--quiet"]
@@ -93,7 +109,7 @@ class JournalSource:
             limit=1 << 22,
         )
         assert proc.stdout is not None
-        self.stats.up = 1
+        self.stats.up = 1 if self._saved else 0
         stopper = asyncio.create_task(stop.wait())
         reader: asyncio.Task[bytes] | None = None
         unsaved = 0
@@ -119,6 +135,9 @@ class JournalSource:
                                 stderr=err[:500])  # fmt: skip
                     break
                 self.stats.bytes_read += len(raw)
+                self._since_save += len(raw)
+                if not self._saved:
+                    self.stats.unsaved_bytes = self._since_save
                 self._entry(raw)
                 unsaved += 1
                 if unsaved >= self.save_every:
@@ -148,24 +167,60 @@ class JournalSource:
         message = _text(entry.get("MESSAGE"))
         program = _text(entry.get("SYSLOG_IDENTIFIER")) or _text(entry.get("_COMM"))
         ts = _timestamp(entry.get("__REALTIME_TIMESTAMP"))
-        self.sink(ts, program, message)
         if isinstance(cursor, str):
+            # before the sink: an entry whose handling raises (a bug) is not read again after the restart
             self._cursor = cursor
+        self.sink(ts, program, message)
 
     def _load_cursor(self) -> str | None:
         try:
-            with open(self.cursor_path) as fh:
-                return fh.read().strip() or None
+            with open(self.cursor_path, "rb") as fh:
+                raw = fh.read(4097)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            self._corrupt(f"cannot read: {exc.strerror or exc}")
+            return None
+        text = raw.decode("ascii", "replace").strip()
+        if len(raw) <= 4096 and _CURSOR_RE.fullmatch(text):
+            return text
+        self._corrupt(f"not a journald cursor: {text[:40]!r}" if text else "empty")
+        return None
+
+    def _corrupt(self, problem: str) -> None:
+        self.stats.error("state_corrupt")
+        log.warning("journal cursor file is corrupt, re-synchronised", source=self.stats.name, path=self.cursor_path,
+                    problem=problem, resync="end" if self.start_at_end else "beginning",
+                    may_skip="entries since the last good save" if self.start_at_end else "none",
+                    may_repeat="none" if self.start_at_end else "the whole journal")  # fmt: skip
 
     def _save_cursor(self) -> None:
         if not self._cursor:
             return
         tmp = f"{self.cursor_path}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(self._cursor)
-        os.replace(tmp, self.cursor_path)
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(self._cursor)
+            os.replace(tmp, self.cursor_path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            _UNSAVED[self.cursor_path] = self._cursor
+            self.stats.up = 0
+            self.stats.unsaved_bytes = self._since_save
+            if self._saved:
+                self._saved = False
+                self.stats.error("state_write")
+                log.warning("cannot save the journal cursor: entries are counted once, a restart would read the "
+                            "unsaved ones again", source=self.stats.name, path=self.cursor_path,
+                            error=exc.strerror or str(exc))  # fmt: skip
+            return
+        _UNSAVED.pop(self.cursor_path, None)
+        self._since_save = self.stats.unsaved_bytes = 0
+        if not self._saved:
+            self._saved = True
+            self.stats.up = 1
+            log.info("journal cursor saved again", source=self.stats.name, path=self.cursor_path)
 
 
 def _text(value: object) -> str:
