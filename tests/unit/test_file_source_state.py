@@ -23,15 +23,13 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.formats import Aggregators, build_formats
+from exporter.features import PostfixLogs
 from exporter.metrics.sources import SourceStats
 from exporter.pipeline import LinePipeline
 from exporter.scan import read_lines
 from exporter.sources.files import DEFAULT_ROTATED_PATTERNS, FileSource
 from exporter.sources.lines import split_lines
 from exporter.sources.position import HEAD_BYTES, Position, format_position, load_position
-from parsers.postfix import PostfixParserConfig
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tmpfs or a read-only bind mount")
 
@@ -51,9 +49,9 @@ class Counted:
     def __init__(self, log: Path, offset: Path, start_at_end: bool = False, batch_bytes: int = 1 << 20) -> None:
         self.log, self.offset, self.start_at_end, self.batch_bytes = log, offset, start_at_end, batch_bytes
         self.stats = SourceStats("mail")
-        self.aggs = Aggregators.create(RspamdConfig())
-        formats = build_formats(self.aggs, PostfixParserConfig(), RspamdConfig())
-        self.pipeline = LinePipeline(self.stats, [formats["postfix"]], threading.Lock())
+        self.postfix = PostfixLogs()
+        formats = self.postfix.formats(self.postfix.absent())
+        self.pipeline = LinePipeline(self.stats, list(formats), threading.Lock())
         self.lines: list[str] = []
         self.source = self.make()
 
@@ -72,7 +70,7 @@ class Counted:
         return self.lines[before:]
 
     def removed(self) -> float:
-        return self.aggs.postfix.values["postfix_qmgr_messages_removed_total"].get((), 0)
+        return self.postfix.aggregator.values["postfix_qmgr_messages_removed_total"].get((), 0)
 
 
 @pytest.fixture
