@@ -144,6 +144,9 @@ class FileSource:
         self._saved = offset_path not in _UNSAVED
         self._draining: str | None = None  # the rotated file being read to its end
 
+    #: Poll in a worker thread (the default); False polls on the event loop (for measuring the difference).
+    offload = True
+
     # -- polling -------------------------------------------------------------------------------------
     def poll(self, max_batches: int = 20) -> bool:
         """Read what is there (up to ``max_batches``); True if more data is probably waiting."""
@@ -335,9 +338,13 @@ class FileSource:
             self._state = kind
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set; a full poll is followed at once by another, to catch up."""
+        """Poll until ``stop`` is set; a full poll is followed at once by another, to catch up.
+
+        Each poll (reading and parsing up to ``max_batches`` batches) runs in a worker thread: a backlog
+        of a million lines must not hold the event loop, where probes take their timestamps. The thread
+        updates numbers under the pipeline's lock, as the loop did; one poll of a source runs at a time."""
         while not stop.is_set():
-            more = self.poll()
+            more = await asyncio.to_thread(self.poll) if self.offload else self.poll()
             if more:
                 await asyncio.sleep(0)
                 continue

@@ -197,7 +197,8 @@ def test_no_secret_in_any_log_line(mail_lab: LabEnv, tmp_path: Path, capfd: pyte
     """With every logger at DEBUG (aioimaplib's included, which prints LOGIN and AUTHENTICATE), neither the
     lab password, a wrong password, the HMAC key nor an XOAUTH2 token (raw or base64) shows up, while
     logins succeed, fail and XOAUTH2 is refused."""
-    from exporter import cli, logsetup
+    import mailpulse as cli
+    from exporter import logsetup
 
     env = mail_lab
     monkeypatch.setattr(logsetup, "QUIET_LIBRARIES", ())
