@@ -177,12 +177,14 @@ DELIVERY_RULES: tuple[tuple[str, str], ...] = (
     ("dsn:7.606|7.511", "blocklisted"),  # Microsoft: banned sending IP, IP on the block list
     (r"(?i)blocked using|block[- ]?list|black[- ]?list|\bRBL\b|DNSBL|spamhaus|spamcop|poor reputation"
      r"|5\.7\.606|5\.7\.511|\bS3140\b|\bTS0[1-4]\b|IP reputation|listed at|(?:is|are|been) (?:currently )?banned"
-     r"|(?:is|are) currently blocked|banned sending IP", "blocklisted"),
+     r"|(?:is|are) currently blocked|banned sending IP|your IP(?: address)? has been (?:temporarily )?blocked"
+     r"|(?:low|bad) reputation", "blocklisted"),
     # a refused greeting is a blocklisting only when its text says so
     (r"refused to talk to me: .*\b(?:[Bb]locked|BLOCKED|[Bb]anned|[Ll]isted)\b", "blocklisted"),
     (r"(?i)greylist|graylist|greylisted", "greylisted"),
     (_RSPAMD_GREYLIST, "greylisted"),
-    (r"(?i)rate limit|too many (?:messages|connections|recipients)|4\.7\.28|try again later.*rate"
+    (r"(?i)rate limit|too many (?:invalid |bad |unknown )?(?:messages|connections|recipients)|4\.7\.28"
+     r"|try again later.*rate"
      r"|temporarily deferred|throttl|receiving mail (?:at a rate|too quickly)", "rate_limited"),
     (r"(?i)over ?quota|quota exceeded|mailbox (?:is )?full|insufficient (?:storage|space)", "mailbox_full"),
     (r"(?i)mailbox (?:is )?(?:busy|disabled|inactive|locked|temporarily unavailable)"
