@@ -51,6 +51,12 @@ def parse_access_action(
         _, sep, reply = rest.partition("]: ")
         if not sep:  # postscreen: "from [ip]:port: reply"
             _, sep, reply = rest.partition(": ")
+        # the envelope after the reply is no part of it ("from=<spam...@x>" is not a content verdict)
+        text, sep, _ = reply.rpartition("; from=<")
+        if not sep:
+            text, sep, _ = reply.rpartition("; proto=")
+        if sep:
+            reply = text
     code, dsn = reply_codes(reply)
     if action in ("hold", "discard", "filter", "redirect", "bcc", "prepend", "replace", "info"):
         reason = "" if not code else classify(reply, dsn or code)

@@ -144,6 +144,7 @@ _RSPAMD_GREYLIST = r"\b4\.7\.1 Try again later(?:;| \(in reply|\)?$)"
 REJECT_RULES: tuple[tuple[str, str], ...] = (
     ("dsn:1.1", "unknown_user"),
     ("dsn:3.4", "size"),
+    ("dsn:7.25", "client"),  # RFC 7372: the client's reverse DNS (reject_unknown_client_hostname)
     (_AUTH_CODES, "policy"),
     ("dsn:7.27", "sender"),  # RFC 7505: the sender's domain has a null MX
     (r"blocked using |[Bb]lock[- ]?listed|[Bb]lack[- ]?listed|\bRBL\b|\bDNSBL\b", "rbl"),
@@ -259,7 +260,8 @@ def make_classifier(rules: Iterable[tuple[str, str]], default: str = "other") ->
     table = tuple(_compile_rule(pattern, label) for pattern, label in rules)
 
     def classify(text: str, status: str = "", /) -> str:
-        detail = status[2:] if status[1:2] == "." else ""
+        # "5.7.23" -> "7.23"; a class other than 2, 4 or 5 is no status code (synthetic "1.2.3")
+        detail = status[2:] if status[1:2] == "." and status[:1] in "245" else ""
         temporary = status[:1] == "4"
         for kind, search, exact, prefixes, label in table:
             if kind == _TEXT:

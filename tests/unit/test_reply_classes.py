@@ -60,7 +60,21 @@ REJECTS = [
     ("454 4.7.1 Service unavailable", "tempfail"),
     ("451 4.3.5 Server configuration error", "tempfail"),
     ("554 5.3.0 Server configuration error", "other"),
+    # reject_unknown_client_hostname: RFC 7372's X.7.25 is about the client's reverse DNS
+    ("450 4.7.25 Client host rejected: cannot find your hostname, [192.0.2.10]", "client"),
+    # a class digit other than 2, 4, 5 is no enhanced status code
+    ("123 1.2.3 Reasons", "other"),
 ]  # fmt: skip
+
+
+def test_the_envelope_is_not_part_of_the_reply(parse: PostfixParser) -> None:
+    """``from=<spam...>`` in the envelope after the reply does not make a HELO reject a content one."""
+    line = (f"{P} postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[192.0.2.10]: 504 5.5.2 <WIN-X>: Helo "
+            "command rejected: need fully-qualified hostname; from=<spameri@example.com> to=<spameri@example.com> "
+            "proto=ESMTP helo=<WIN-X>")  # fmt: skip
+    event = parse(line)
+    assert isinstance(event, ev.AccessAction)
+    assert "helo" == event.reason
 
 
 @pytest.mark.parametrize(("reply", "reason"), REJECTS, ids=[r for r, _ in REJECTS])
