@@ -71,8 +71,8 @@ class SummaryAggregator:
         self.rspamd_errors: Counter[str] = Counter()
         # queue IDs received by smtpd, and the IDs a sent delivery created (content filter, forward) with the
         # number of deliveries that reported each: matched at report time (the re-injection is logged first)
-        self.accepted_ids: set[str] = set()
-        self.handoffs: Counter[str] = Counter()
+        self.accepted_ids: dict[str, str] = {}  # queue ID -> hour received
+        self.handoffs: dict[str, list[str]] = {}  # queue ID a sent delivery created -> hours of those deliveries
         self.sessions: Counter[str] = Counter()
 
     def handler(self, fmt: str) -> Callable[[object], None]:
@@ -96,7 +96,7 @@ class SummaryAggregator:
         t = self.totals
         if isinstance(e, ev.SmtpdAccepted):
             t["received"] += 1
-            self.accepted_ids.add(e.queue_id)
+            self.accepted_ids[e.queue_id] = hour_of(e.ts)
             self._hour(e.ts, "received")
         elif isinstance(e, ev.Pickup):
             t["received"] += 1
@@ -136,7 +136,7 @@ class SummaryAggregator:
                 return
             # a content filter answered "queued as QID": a delivery, unless this log shows the QID received
             # again (known at report time), when it is a hand-off within this Postfix
-            self.handoffs[e.next_queue_id] += 1
+            self.handoffs.setdefault(e.next_queue_id, []).append(hour_of(e.ts))
         if e.status == "sent":
             t["delivered"] += 1
             self._hour(e.ts, "delivered")
@@ -171,8 +171,8 @@ class SummaryAggregator:
         w = out.write
         t = self.totals
         w("mailpulse summary\n=================\n\nGrand totals\n------------\n")
-        reinjected = self.accepted_ids & self.handoffs.keys()
-        handed_off = sum(self.handoffs[qid] for qid in reinjected)
+        reinjected = self.accepted_ids.keys() & self.handoffs.keys()
+        handed_off = sum(len(self.handoffs[qid]) for qid in reinjected)
         received, rejected = t["received"] - len(reinjected), t["rejected"]
         delivered = t["delivered"] - handed_off
         for label, value in (
@@ -199,7 +199,7 @@ class SummaryAggregator:
         self._table(w, "Rejects by stage, reason and code", {" / ".join(k): v for k, v in self.rejects.items()})
         self._table(w, "Replies saying we are blocklisted, by provider", self.blocklisted)
         self._delays(w)
-        self._hours(w)
+        self._hours(w, reinjected)
         self._table(w, "SASL authentication failures by service and mechanism",
                     {" / ".join(k): v for k, v in self.sasl.items()})  # fmt: skip
         self._table(w, "TLS sessions in, by protocol", self.tls_in)
@@ -244,10 +244,16 @@ class SummaryAggregator:
             means = "  ".join(f"{name} {s / staged:.2f}" for name, s in zip(names, self.stage_sums, strict=True))
             w(f"  mean per stage: {means}\n")
 
-    def _hours(self, w: Callable[[str], object]) -> None:
+    def _hours(self, w: Callable[[str], object], reinjected: set[str]) -> None:
         if not self.per_hour:
             return
+        # the re-injections and hand-offs found at the end come off the hours they were counted in
+        per_hour = {hour: c.copy() for hour, c in self.per_hour.items()}
+        for qid in reinjected:
+            per_hour[self.accepted_ids[qid]]["received"] -= 1
+            for hour in self.handoffs[qid]:
+                per_hour[hour]["delivered"] -= 1
         w("\nPer hour\n--------\n  hour               received delivered  deferred   bounced  rejected\n")
-        for hour, c in self.per_hour.items():
+        for hour, c in per_hour.items():
             w(f"  {hour:<16} {c['received']:>9} {c['delivered']:>9} {c['deferred']:>9} {c['bounced']:>9}"
               f" {c['rejected']:>9}\n")  # fmt: skip

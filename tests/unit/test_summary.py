@@ -65,9 +65,13 @@ def test_reinjection_through_a_second_smtpd_is_received_once(tmp_path: Path) -> 
 
 
 def test_reinjection_through_the_main_smtpd_is_received_once(tmp_path: Path) -> None:
-    """The same through the main smtpd from localhost (where pflogsumm counts two): still one."""
-    values, _ = totals(tmp_path, filtered_message("postfix", "localhost[127.0.0.1]"))
+    """The same through the main smtpd from localhost (where pflogsumm counts two): still one, also in the
+    per-hour table."""
+    values, text = totals(tmp_path, filtered_message("postfix", "localhost[127.0.0.1]"))
     assert (1, 1) == (values["received"], values["delivered"])
+    hours = text.partition("Per hour\n--------\n")[2].partition("\n\n")[0].splitlines()[1:]
+    columns = [row.split()[-5:] for row in hours]
+    assert [1, 1] == [sum(int(c[0]) for c in columns), sum(int(c[1]) for c in columns)]
 
 
 def test_a_loopback_relay_that_does_not_reinject_is_a_delivery(tmp_path: Path) -> None:
