@@ -96,9 +96,9 @@ _TLS_DISABLED = ": disabling TLS support"
 
 def parse_tls(ts: str, service: str, daemon: str, message: str) -> PostfixEvent | None:
     trust, sep, rest = message.partition(" " + _TLS_ESTABLISHED)
-    if not sep and message[:27] == _TLS_ESTABLISHED:
+    if not sep and message[: len(_TLS_ESTABLISHED)] == _TLS_ESTABLISHED:
         # Postfix 2.x logged no trust level; "other" rather than a guess
-        trust, sep, rest = "", _TLS_ESTABLISHED, message[27:]
+        trust, sep, rest = "", _TLS_ESTABLISHED, message[len(_TLS_ESTABLISHED) :]
     if sep:
         before_cipher, sep, _ = rest.partition(" with cipher ")
         if not sep:
@@ -109,11 +109,11 @@ def parse_tls(ts: str, service: str, daemon: str, message: str) -> PostfixEvent 
             ts, service, daemon, direction, TLS_TRUST.get(trust, "other"), bounded(protocol, TLS_PROTOCOLS)
         )
     head = message[:16]
-    if head == "SSL_accept error" or message[:25] == _TLSPROXY_FAILED:
+    if head == "SSL_accept error" or message[: len(_TLSPROXY_FAILED)] == _TLSPROXY_FAILED:
         return TlsFailure(ts, service, daemon, "inbound")
     if head == "SSL_connect erro":
         return TlsFailure(ts, service, daemon, "outbound")
-    if message[-23:] == _TLS_DISABLED:
+    if message[-len(_TLS_DISABLED) :] == _TLS_DISABLED:
         # counted as a warning: the daemon runs on without TLS
         return LogMessage(ts, service, daemon, "warning", "tls")
     return None

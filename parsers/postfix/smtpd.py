@@ -78,7 +78,7 @@ class SmtpdParser:
             if msg[: len(prefix)] == prefix:
                 stage = msg[len(prefix) :].partition(" ")[0]
                 return ConnectionLost(ts, service, kind, bounded(stage, STAGES))
-        if msg[:34] == PIPELINING_PREFIX:
+        if msg[: len(PIPELINING_PREFIX)] == PIPELINING_PREFIX:
             return LogMessage(ts, service, daemon, "info", "pipelining")
         return self._rare(ts, service, daemon, msg)
 
