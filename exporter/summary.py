@@ -46,7 +46,8 @@ Compared with pflogsumm
     when the filter re-injects through the main smtpd (e.g. localhost), and the hand-off to the filter as a
     delivery;
   - every smtpd service counts (submission, smtps, postfix-*/ instances); pflogsumm counts "postfix/smtpd"
-    lines only, so it misses mail received on submission and rejects there;
+    lines only, so it misses mail received on submission and rejects there (its --smtpd_stats connections
+    also leave out a session whose connect line is before the start of the log);
   - rejects include postscreen, milter and before-queue filter rejects, which pflogsumm leaves out.
 """
 
