@@ -171,6 +171,9 @@ REJECT_RULES: tuple[tuple[str, str], ...] = (
 
 # Matched against the reply of a deferred or bounced delivery (and non-final "host X said" replies).
 DELIVERY_RULES: tuple[tuple[str, str], ...] = (
+    # Quota text names the cause outright; some receivers send it with X.1.1 ("452 4.1.1 ... user is over
+    # quota"), and an admin must see a full mailbox there, not an address that does not exist.
+    (r"(?i)over ?quota|quota exceeded", "mailbox_full"),
     ("dsn:1.1", "unknown_user"),
     ("dsn:2.2", "mailbox_full"),
     ("dsn:3.4|2.3", "message_size"),

@@ -111,6 +111,7 @@ DELIVERIES = [
     ("550 5.2.1 <b@example.net>: Recipient address rejected: mailbox disabled", "5.2.1", "bounced",
      "mailbox_unavailable"),
     ("452 4.2.2 The email account that you tried to reach is over quota.", "4.2.2", "deferred", "mailbox_full"),
+    ("452 4.1.1 <someone@example.net>... user is over quota", "4.1.1", "deferred", "mailbox_full"),
     ("550 5.1.1 <b@example.net>: Recipient address rejected: User unknown in virtual mailbox table", "5.1.1",
      "bounced", "unknown_user"),
     # rspamd's greylisting reply from a remote rspamd
