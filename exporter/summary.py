@@ -2,6 +2,16 @@
 
 Built from the same events as the metrics, so the two never disagree. Addresses are not reported
 (mailpulse never keeps them); reasons are the same bounded classes the metrics use.
+
+The grand totals follow pflogsumm's definitions where they can, and say so in the report's footer where
+they differ on purpose:
+
+* received: smtpd ``QID: client=`` lines and pickup, once per message: a message that a content filter
+  (amavis on 127.0.0.1:10024, a second smtpd on 127.0.0.1:10025, ...) re-injects is received again under a
+  new queue ID, which the filter reports in its reply (``queued as QID``); that second receipt is not counted.
+* delivered: ``status=sent`` except local's ``forwarded as`` (counted as forwarded, as pflogsumm does) and
+  the hand-off to a content filter that re-injected the message (counted apart).
+* smtpd connections: completed sessions (``disconnect`` lines), as pflogsumm's ``--smtpd_stats``.
 """
 
 from __future__ import annotations
@@ -26,6 +36,22 @@ def hour_of(ts: str) -> str:
     return f"{ts[:-6]}h" if len(ts) >= 14 else ts
 
 
+FOOTER = """
+Compared with pflogsumm
+-----------------------
+  Same definitions: received (smtpd client= and pickup), delivered (status=sent), forwarded (local's
+  "forwarded as"), deferred, bounced, smtpd connections (completed sessions).
+  Where mailpulse differs, on purpose:
+  - a message re-injected by a content filter is received and delivered once; pflogsumm counts it twice
+    when the filter re-injects through the main smtpd (e.g. localhost), and the hand-off to the filter as a
+    delivery;
+  - every smtpd service counts (submission, smtps, postfix-*/ instances); pflogsumm counts "postfix/smtpd"
+    lines only, so it misses mail received on submission and rejects there (its --smtpd_stats connections
+    also leave out a session whose connect line is before the start of the log);
+  - rejects include postscreen, milter and before-queue filter rejects, which pflogsumm leaves out.
+"""
+
+
 class SummaryAggregator:
     def __init__(self) -> None:
         self.totals: Counter[str] = Counter()
@@ -44,6 +70,11 @@ class SummaryAggregator:
         self.unparsed: Counter[str] = Counter()
         self.rspamd_actions: Counter[str] = Counter()
         self.rspamd_errors: Counter[str] = Counter()
+        # queue IDs received by smtpd, and the IDs a sent delivery created (content filter, forward) with the
+        # number of deliveries that reported each: matched at report time (the re-injection is logged first)
+        self.accepted_ids: dict[str, str] = {}  # queue ID -> hour received
+        self.handoffs: dict[str, list[str]] = {}  # queue ID a sent delivery created -> hours of those deliveries
+        self.sessions: Counter[str] = Counter()
 
     def handler(self, fmt: str) -> Callable[[object], None]:
         return self._postfix if fmt == "postfix" else self._rspamd
@@ -64,7 +95,11 @@ class SummaryAggregator:
 
     def _postfix(self, e: object) -> None:
         t = self.totals
-        if isinstance(e, ev.SmtpdAccepted | ev.Pickup):
+        if isinstance(e, ev.SmtpdAccepted):
+            t["received"] += 1
+            self.accepted_ids[e.queue_id] = hour_of(e.ts)
+            self._hour(e.ts, "received")
+        elif isinstance(e, ev.Pickup):
             t["received"] += 1
             self._hour(e.ts, "received")
         elif isinstance(e, ev.Delivery):
@@ -83,7 +118,10 @@ class SummaryAggregator:
         elif isinstance(e, ev.TlsConnection):
             (self.tls_in if e.direction == "inbound" else self.tls_out)[e.protocol] += 1
         elif isinstance(e, ev.SmtpdConnect):
+            t["connects"] += 1
+        elif isinstance(e, ev.SmtpdDisconnect):
             t["connections"] += 1
+            self.sessions[e.service] += 1
         elif isinstance(e, ev.RemoteReply) and e.blocklist:
             self.blocklisted[e.blocklist] += 1
         elif isinstance(e, ev.LogMessage) and e.level != "info":
@@ -93,6 +131,13 @@ class SummaryAggregator:
 
     def _delivery(self, e: ev.Delivery) -> None:
         t = self.totals
+        if e.status == "sent" and e.next_queue_id:
+            if e.forwarded:
+                t["forwarded"] += 1
+                return
+            # a content filter answered "queued as QID": a delivery, unless this log shows the QID received
+            # again (known at report time), when it is a hand-off within this Postfix
+            self.handoffs.setdefault(e.next_queue_id, []).append(hour_of(e.ts))
         if e.status == "sent":
             t["delivered"] += 1
             self._hour(e.ts, "delivered")
@@ -127,10 +172,15 @@ class SummaryAggregator:
         w = out.write
         t = self.totals
         w("mailpulse summary\n=================\n\nGrand totals\n------------\n")
-        received, delivered, rejected = t["received"], t["delivered"], t["rejected"]
+        reinjected = self.accepted_ids.keys() & self.handoffs.keys()
+        handed_off = sum(len(self.handoffs[qid]) for qid in reinjected)
+        received, rejected = t["received"] - len(reinjected), t["rejected"]
+        delivered = t["delivered"] - handed_off
         for label, value in (
             ("received", received),
             ("delivered", delivered),
+            ("forwarded", t["forwarded"]),
+            ("passed to a content filter and re-injected", handed_off),
             ("deferred (messages)", len(self.deferred_ids)),
             ("deferrals (attempts)", t["deferrals"]),
             ("bounced", t["bounced"]),
@@ -139,7 +189,7 @@ class SummaryAggregator:
             ("reject warnings", t["reject_warning"]),
             ("held", t["hold"] + t["milter_hold"]),
             ("discarded", t["discard"] + t["milter_discard"]),
-            ("smtpd connections", t["connections"]),
+            ("smtpd connections (completed sessions)", t["connections"]),
         ):
             w(f"  {value:>9}  {label}\n")
         attempts = received + rejected
@@ -150,13 +200,14 @@ class SummaryAggregator:
         self._table(w, "Rejects by stage, reason and code", {" / ".join(k): v for k, v in self.rejects.items()})
         self._table(w, "Replies saying we are blocklisted, by provider", self.blocklisted)
         self._delays(w)
-        self._hours(w)
+        self._hours(w, reinjected)
         self._table(w, "SASL authentication failures by service and mechanism",
                     {" / ".join(k): v for k, v in self.sasl.items()})  # fmt: skip
         self._table(w, "TLS sessions in, by protocol", self.tls_in)
         self._table(w, "TLS sessions out, by protocol", self.tls_out)
         self._table(w, "Warnings, errors, fatal and panic by daemon and kind",
                     {" / ".join(k): v for k, v in self.problems.items()})  # fmt: skip
+        self._table(w, "smtpd sessions by service", self.sessions)
         self._table(w, "rspamd actions", self.rspamd_actions)
         self._table(w, "rspamd errors by class", self.rspamd_errors)
         w("\nLines\n-----\n")
@@ -165,6 +216,8 @@ class SummaryAggregator:
             w(f"  {s.name}: {total} lines, {s.parsed} parsed, {s.unparsed} unparsed, {s.foreign} from other programs\n")
         if self.unparsed:
             w("  unparsed by daemon: " + ", ".join(f"{d} {n}" for d, n in self.unparsed.most_common()) + "\n")
+        if self.totals.keys() & {"received", "delivered", "rejected", "connections"}:
+            w(FOOTER)
         return out.getvalue()
 
     @staticmethod
@@ -192,10 +245,16 @@ class SummaryAggregator:
             means = "  ".join(f"{name} {s / staged:.2f}" for name, s in zip(names, self.stage_sums, strict=True))
             w(f"  mean per stage: {means}\n")
 
-    def _hours(self, w: Callable[[str], object]) -> None:
+    def _hours(self, w: Callable[[str], object], reinjected: set[str]) -> None:
         if not self.per_hour:
             return
+        # the re-injections and hand-offs found at the end come off the hours they were counted in
+        per_hour = {hour: c.copy() for hour, c in self.per_hour.items()}
+        for qid in reinjected:
+            per_hour[self.accepted_ids[qid]]["received"] -= 1
+            for hour in self.handoffs[qid]:
+                per_hour[hour]["delivered"] -= 1
         w("\nPer hour\n--------\n  hour               received delivered  deferred   bounced  rejected\n")
-        for hour, c in self.per_hour.items():
+        for hour, c in per_hour.items():
             w(f"  {hour:<16} {c['received']:>9} {c['delivered']:>9} {c['deferred']:>9} {c['bounced']:>9}"
               f" {c['rejected']:>9}\n")  # fmt: skip

@@ -169,7 +169,7 @@ SASL_FAILURES = Family(
 )  # fmt: skip
 SMTPD_ABORTS = Family(
     "mailpulse_postfix_smtpd_aborted_sessions_total",
-    "smtpd sessions that ended badly (lost, timeout, too_many_errors, pipelining) by service and stage.",
+    "smtpd sessions that ended badly (lost, timeout, too_many_errors) by service and stage.",
     C, ("service", "kind", "stage"),
 )  # fmt: skip
 SMTPD_COMMAND_FAILURES = Family(
@@ -332,7 +332,7 @@ class PostfixAggregator:
     def _tls(self, e: ev.TlsConnection) -> None:
         key: Labels = (e.trust, e.protocol)
         if e.direction == "inbound":
-            if e.daemon in {"smtpd", "tlsproxy"}:
+            if e.daemon == "smtpd":  # as kumina: tlsproxy (postscreen's STARTTLS) sessions are not smtpd's
                 d = self._smtpd_tls
                 d[key] = d.get(key, 0) + 1
         elif e.daemon == "smtp":

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 from parsers.postfix.events import AccessAction, LogMessage, PostfixEvent, TlsConnection, TlsFailure
-from parsers.postfix.vocab import ACTIONS, STAGES, TLS_PROTOCOLS, TLS_TRUST, bounded
+from parsers.postfix.vocab import ACTIONS, STAGES, TLS_PROTOCOLS, TLS_TRUST, ReplyClassifier, bounded
 
 Handler = Callable[[str, str, str, str, str], PostfixEvent | None]
 """``handler(ts, service, daemon, level, message)``; None means "not a shape I know"."""
@@ -28,7 +28,7 @@ ACTION_HEAD_RE = re.compile(r"(?P<qid>NOQUEUE|[0-9A-Za-z]{5,24}): (?P<action>[a-
 
 
 def parse_access_action(
-    ts: str, service: str, daemon: str, message: str, classify: Callable[[str], str]
+    ts: str, service: str, daemon: str, message: str, classify: ReplyClassifier
 ) -> AccessAction | None:
     """Parse ``QID|NOQUEUE: action: STAGE ...`` lines of smtpd, postscreen and cleanup."""
     head = ACTION_HEAD_RE.match(message)
@@ -51,12 +51,20 @@ def parse_access_action(
         _, sep, reply = rest.partition("]: ")
         if not sep:  # postscreen: "from [ip]:port: reply"
             _, sep, reply = rest.partition(": ")
+        # the envelope after the reply is no part of it ("from=<spam...@x>" is not a content verdict)
+        text, sep, _ = reply.rpartition("; from=<")
+        if not sep:
+            text, sep, _ = reply.rpartition("; proto=")
+        if sep:
+            reply = text
     code, dsn = reply_codes(reply)
     if action in ("hold", "discard", "filter", "redirect", "bcc", "prepend", "replace", "info"):
-        reason = "" if not code else classify(reply)
+        reason = "" if not code else classify(reply, dsn or code)
     else:
-        reason = classify(reply)
-    if action.startswith("milter-"):
+        reason = classify(reply, dsn or code)
+    if action[:7] == "milter-" and reason != "greylist":
+        # a milter's verdict is "milter" (rspamd, opendmarc, ...), except greylisting: rspamd greylists
+        # through the milter with "4.7.1 Try again later", which is neither a spam verdict nor a failure
         reason = "milter"
     qid = head["qid"]
     return AccessAction(
@@ -77,8 +85,20 @@ def reply_codes(reply: str) -> tuple[str, str]:
 
 # Anonymous TLS connection established from client2.example.com[89.247.252.53]: TLSv1.3 with cipher ...
 # Verified TLS connection established to mx.example.net[192.0.2.1]:25: TLSv1.2 with cipher ...
+# TLS connection established from x[192.0.2.1]: TLSv1 with cipher DHE-RSA-AES256-SHA (256/256 bits)  (Postfix 2.x)
+_TLS_ESTABLISHED = "TLS connection established "
+# tlsproxy (postscreen's STARTTLS): TLS handshake failed for service=smtp peer=[203.0.113.4]:63991
+_TLSPROXY_FAILED = "TLS handshake failed for "
+# Postfix logs some TLS set-up failures without a level (tls_misc.c, msg_info):
+# cannot load Certificate Authority data: disabling TLS support
+_TLS_DISABLED = ": disabling TLS support"
+
+
 def parse_tls(ts: str, service: str, daemon: str, message: str) -> PostfixEvent | None:
-    trust, sep, rest = message.partition(" TLS connection established ")
+    trust, sep, rest = message.partition(" " + _TLS_ESTABLISHED)
+    if not sep and message[: len(_TLS_ESTABLISHED)] == _TLS_ESTABLISHED:
+        # Postfix 2.x logged no trust level; "other" rather than a guess
+        trust, sep, rest = "", _TLS_ESTABLISHED, message[len(_TLS_ESTABLISHED) :]
     if sep:
         before_cipher, sep, _ = rest.partition(" with cipher ")
         if not sep:
@@ -89,10 +109,13 @@ def parse_tls(ts: str, service: str, daemon: str, message: str) -> PostfixEvent 
             ts, service, daemon, direction, TLS_TRUST.get(trust, "other"), bounded(protocol, TLS_PROTOCOLS)
         )
     head = message[:16]
-    if head == "SSL_accept error":
+    if head == "SSL_accept error" or message[: len(_TLSPROXY_FAILED)] == _TLSPROXY_FAILED:
         return TlsFailure(ts, service, daemon, "inbound")
     if head == "SSL_connect erro":
         return TlsFailure(ts, service, daemon, "outbound")
+    if message[-len(_TLS_DISABLED) :] == _TLS_DISABLED:
+        # counted as a warning: the daemon runs on without TLS
+        return LogMessage(ts, service, daemon, "warning", "tls")
     return None
 
 
@@ -112,16 +135,34 @@ WARNING_RULES: tuple[tuple[str, str], ...] = (
     (r"(?i)queue file|queue_|corrupt(?:ed)? (?:queue|message)|active queue entries|deferred queue|incoming queue"
      r"|hold queue", "queue"),
     (r"(?i)main\.cf|master\.cf|parameter|not owned by|writable|configuration|unused|obsolete|deprecated"
-     r"|compatibility_level|postfix-files|symlink|permission", "config"),
+     r"|compatibility_level|postfix-files|symlink|permission|overriding earlier entry|PATH and PATH differ", "config"),
     (r"(?i)out of memory|no space left|insufficient|disk|file system|fork|too many open files|cannot allocate",
      "resource"),
     (r"(?i)connection (?:refused|timed out|reset)|lost connection|connect to |No route|unreachable", "connection"),
 )  # fmt: skip
 
 _WARNING_TABLE = tuple((re.compile(p).search, k) for p, k in WARNING_RULES)
+# File and directory names say nothing about the kind of a warning (postfix-script's chroot check:
+# "/var/spool/postfix/lib/x86_64-linux-gnu/libnss_dns.so.2 and /lib/x86_64-linux-gnu/libnss_dns.so.2 differ"
+# is not about DNS): they are blanked before the rules are tried.
+# Only two things about a file are kept: lookup tables (.db, .cdb, .lmdb) and main.cf/master.cf.
+_PATHS = re.compile(r"(?<![\w.-])\.{0,2}/[^\s,;:()]*")
+_TABLE_SUFFIXES = (".db", ".cdb", ".lmdb", ".dir", ".pag")
+_CONFIG_FILES = ("/main.cf", "/master.cf")
+
+
+def _path_word(m: re.Match[str]) -> str:
+    path = m[0]
+    if path.endswith(_TABLE_SUFFIXES):
+        return "table.db"
+    if path.endswith(_CONFIG_FILES):
+        return "main.cf"
+    return "PATH"
 
 
 def classify_warning(message: str) -> str:
+    if "/" in message:
+        message = _PATHS.sub(_path_word, message)
     for search, kind in _WARNING_TABLE:
         if search(message):
             return kind

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from parsers.postfix.common import is_queue_id, parse_access_action, parse_tls
+from parsers.postfix.common import is_queue_id, parse_access_action, parse_tls, reply_codes
 from parsers.postfix.events import ConnectFailure, Delivery, LogMessage, PostfixEvent, RemoteReply, TlsFailure
-from parsers.postfix.vocab import ACTIONS, DELIVERY_STATUSES, TLS_LEVELS, bounded
+from parsers.postfix.vocab import ACTIONS, DELIVERY_STATUSES, TLS_LEVELS, ReplyClassifier, bounded
 
 # Parsed with partition() rather than one regex: on CPython 3.11 the partition chain costs about half.
 # 5270320179: to=<hebj@telia.com>, [orig_to=<x>, ]relay=mail.telia.com[81.236.60.210]:25, [conn_use=2, ]
@@ -38,8 +38,8 @@ class DeliveryParser:
 
     def __init__(
         self,
-        classify_reason: Callable[[str], str],
-        classify_blocklist: Callable[[str], str],
+        classify_reason: ReplyClassifier,
+        classify_blocklist: ReplyClassifier,
         relay_rules: Iterable[tuple[str, str]] = (),
     ) -> None:
         self._reason = classify_reason
@@ -87,14 +87,24 @@ class DeliveryParser:
             return None
         status, _, text = tail[7:].partition(" ")
         a, b, c, d = delays_raw.split("/")  # ValueError on a damaged line: caught by the caller
-        reason = blocklist = ""
-        if status != "sent":
-            reason = self._reason(text)
-            if reason == "blocklisted":
-                blocklist = self._blocklist(text)
+        reason = blocklist = next_qid = ""
+        forwarded = False
         relay_class = self._relay_cache.get(relay)
         if relay_class is None:
             relay_class = self._relay_class(relay)
+        if status != "sent":
+            # Postfix's dsn= is the remote's enhanced status code, or one it derived (X.0.0 when none)
+            reason = self._reason(text, dsn)
+            if reason == "blocklisted":
+                blocklist = self._blocklist(text)
+        elif text[:14] == "(forwarded as ":
+            # local(8) forwarded to another address: "(forwarded as 7A1B2C3D)"
+            next_qid, forwarded = text[14:].partition(")")[0], True
+        elif relay_class in _FILTER_RELAYS:
+            # a content filter on this host: "(250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X)"
+            _, sep, after = text.rpartition("queued as ")
+            if sep:
+                next_qid = after.partition(")")[0].strip()
         return Delivery(
             ts,
             service,
@@ -108,6 +118,8 @@ class DeliveryParser:
             tls,
             reason,
             blocklist,
+            next_qid,
+            forwarded,
         )
 
     def _queue_line(self, ts: str, service: str, daemon: str, qid: str, rest: str) -> PostfixEvent | None:
@@ -116,11 +128,12 @@ class DeliveryParser:
         if rest.startswith("host "):
             _, sep, reply = rest.partition(" said: ")
             if not sep:
+                # a refused greeting is a blocklisting only when its text says so (classified like any reply)
                 _, sep, reply = rest.partition(" refused to talk to me: ")
                 if not sep:
                     return None
-                return RemoteReply(ts, service, daemon, qid, reply[:3], "blocklisted", self._blocklist(reply))
-            reason = self._reason(reply)
+            code, dsn = reply_codes(reply)
+            reason = self._reason(reply, dsn or code)
             return RemoteReply(
                 ts, service, daemon, qid, reply[:3], reason, self._blocklist(reply) if reason == "blocklisted" else ""
             )
@@ -172,6 +185,9 @@ class DeliveryParser:
             return "private"
         return "remote"
 
+
+# Relays that may be a content filter re-injecting into this Postfix (amavis on 127.0.0.1:10024, ...)
+_FILTER_RELAYS = frozenset({"loopback", "private", "socket"})
 
 # Site-internal address space (RFC 1918, shared CGN space, ULA). Not ipaddress's is_private, which also
 # counts documentation and reserved ranges as private.

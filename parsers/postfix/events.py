@@ -147,6 +147,11 @@ class Delivery(PostfixEvent):
 
     ``reason`` classifies the reply of a failed attempt (vocab.DELIVERY_REASONS; ``""`` when sent) and
     ``blocklist`` names the provider when the reply says we are blocklisted (vocab.BLOCKLIST_PROVIDERS).
+
+    ``next_queue_id`` (not a label) is set when a sent delivery created another message in Postfix: local's
+    ``forwarded as QID`` (an alias or .forward to another address; ``forwarded`` is then True) or a content
+    filter on this host answering ``queued as QID`` after re-injecting the message. ``scan --summary`` uses
+    them so that one message is received and delivered once, as pflogsumm counts it.
     """
 
     daemon: str
@@ -159,6 +164,8 @@ class Delivery(PostfixEvent):
     tls: str  # Postfix 3.11 tls= level, "" when absent
     reason: str
     blocklist: str
+    next_queue_id: str = ""  # not a label
+    forwarded: bool = False
 
 
 @dataclass(slots=True)

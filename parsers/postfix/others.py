@@ -13,7 +13,7 @@ from parsers.postfix.events import (
     PostfixEvent,
     PostscreenEvent,
 )
-from parsers.postfix.vocab import ANVIL_KINDS
+from parsers.postfix.vocab import ANVIL_KINDS, ReplyClassifier
 
 # postscreen verdicts of more than one word -> action
 POSTSCREEN_PREFIXES = (
@@ -66,7 +66,7 @@ POSTSCREEN_WORDS = {
 
 
 class PostscreenParser:
-    def __init__(self, classify_reject: Callable[[str], str]) -> None:
+    def __init__(self, classify_reject: ReplyClassifier) -> None:
         self._classify = classify_reject
 
     def __call__(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
@@ -118,6 +118,8 @@ def parse_dnsblog(ts: str, service: str, daemon: str, level: str, msg: str) -> P
 
 
 def parse_tlsproxy(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
+    """tlsproxy: postscreen's STARTTLS. Its sessions and handshake failures count as tlsproxy's, never as
+    smtpd's (kumina's smtpd TLS family counts smtpd only)."""
     if msg.startswith(("CONNECT from ", "DISCONNECT ")):
         return LogMessage(ts, service, daemon, "info", "connection")
     return parse_tls(ts, service, daemon, msg)

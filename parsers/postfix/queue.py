@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from parsers.postfix.common import is_queue_id, level_message, parse_access_action
 from parsers.postfix.delivery import DeliveryParser
 from parsers.postfix.events import (
@@ -17,6 +15,7 @@ from parsers.postfix.events import (
     QueueExpired,
     QueueRemoved,
 )
+from parsers.postfix.vocab import ReplyClassifier
 
 # 776E41855DB2: sender non-delivery notification: A48191855DA0
 BOUNCE_KINDS = {
@@ -43,7 +42,7 @@ _POSTSUPER_PER_MESSAGE = frozenset(
 
 
 class CleanupParser:
-    def __init__(self, classify_reject: Callable[[str], str]) -> None:
+    def __init__(self, classify_reject: ReplyClassifier) -> None:
         self._classify = classify_reject
 
     def __call__(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:

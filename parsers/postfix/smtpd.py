@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from parsers.postfix.common import is_queue_id, level_message, parse_access_action, parse_tls, reply_codes
 from parsers.postfix.events import (
@@ -16,7 +15,7 @@ from parsers.postfix.events import (
     SmtpdConnect,
     SmtpdDisconnect,
 )
-from parsers.postfix.vocab import COMMANDS, STAGES, bounded
+from parsers.postfix.vocab import COMMANDS, STAGES, ReplyClassifier, bounded
 
 SASL_METHODS = frozenset(
     [
@@ -41,19 +40,21 @@ SASL_FAIL_RE = re.compile(r"\S+: SASL (\S+) authentication failed")
 # lost connection after DATA (0 bytes) from unknown[1.2.3.4]
 # timeout after END-OF-MESSAGE from x[1.2.3.4]
 # too many errors after RCPT from x[1.2.3.4]
-# improper command pipelining after CONNECT from x[1.2.3.4]: QUIT\r\n
 LOST_PREFIXES = (
     ("lost connection after ", "lost"),
     ("timeout after ", "timeout"),
     ("too many errors after ", "too_many_errors"),
-    ("improper command pipelining after ", "pipelining"),
 )
+# improper command pipelining after CONNECT from x[1.2.3.4]: QUIT\r\n
+# The client sent commands before their turn; smtpd logs it and the session goes on (it may still end
+# well), so this is a protocol note, not an aborted session.
+PIPELINING_PREFIX = "improper command pipelining after "
 
 
 class SmtpdParser:
     """Parse smtpd lines; ``classify_reject`` turns reject replies into a bounded reason."""
 
-    def __init__(self, classify_reject: Callable[[str], str]) -> None:
+    def __init__(self, classify_reject: ReplyClassifier) -> None:
         self._classify = classify_reject
 
     def __call__(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
@@ -77,6 +78,8 @@ class SmtpdParser:
             if msg[: len(prefix)] == prefix:
                 stage = msg[len(prefix) :].partition(" ")[0]
                 return ConnectionLost(ts, service, kind, bounded(stage, STAGES))
+        if msg[: len(PIPELINING_PREFIX)] == PIPELINING_PREFIX:
+            return LogMessage(ts, service, daemon, "info", "pipelining")
         return self._rare(ts, service, daemon, msg)
 
     def _rare(self, ts: str, service: str, daemon: str, msg: str) -> PostfixEvent | None:
@@ -90,9 +93,8 @@ class SmtpdParser:
             # before-queue content filter: "proxy-reject: END-OF-MESSAGE: 554 5.7.0 Reject ...; from=<> ..."
             stage, _, reply = msg[14:].partition(": ")
             code, dsn = reply_codes(reply)
-            return AccessAction(
-                ts, service, daemon, "proxy-reject", bounded(stage, STAGES), code, dsn, self._classify(reply), ""
-            )
+            reason = self._classify(reply, dsn or code)
+            return AccessAction(ts, service, daemon, "proxy-reject", bounded(stage, STAGES), code, dsn, reason, "")
         if msg.startswith("proxy-accept: "):
             return LogMessage(ts, service, daemon, "info", "content_filter")
         if msg.startswith("bare <LF> received"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 # SMTP stages as smtpd names them in "lost connection after X" and "reject: X from".
 STAGES = frozenset(
@@ -117,45 +118,83 @@ REJECT_REASONS = (
     "tempfail", "milter", "content", "size", "protocol", "tls", "auth", "rate_limit", "other",
 )  # fmt: skip
 DELIVERY_REASONS = (
-    "blocklisted", "unknown_user", "mailbox_full", "greylisted", "rate_limited", "spam", "authentication",
-    "policy", "tls", "connection_refused", "connection_timeout", "network", "dns", "relay_denied",
-    "message_size", "transport_unavailable", "loop", "other",
+    "blocklisted", "unknown_user", "mailbox_full", "mailbox_unavailable", "greylisted", "rate_limited", "spam",
+    "authentication", "policy", "tls", "connection_refused", "connection_timeout", "network", "dns",
+    "relay_denied", "message_size", "transport_unavailable", "loop", "other",
 )  # fmt: skip
 BLOCKLIST_PROVIDERS = (
     "microsoft", "google", "yahoo", "apple", "att", "comcast", "gmx_webde", "mimecast", "proofpoint",
     "trendmicro", "barracuda", "spamhaus", "spamcop", "other",
 )  # fmt: skip
 
-# Ordered (pattern, class) rules; the first match wins. Matched against the reply text of a reject.
+# Reply classification: ordered (pattern, class) rules, the first match wins. The strongest evidence comes
+# first (RFC 3463 / RFC 7372 enhanced status codes that name one cause), then the reply text naming a cause,
+# then the object Postfix rejected (Client host, Helo command, Sender address, Recipient address), and last
+# the enhanced codes that only say "mailbox" or "policy" in general. A rule is one of:
+#   "regex"              searched in the reply text;
+#   "dsn:1.1|2.2|7.*"    the enhanced code's subject.detail (the class digit left out) is one of these
+#                        ("7.*": any detail of subject 7);
+#   "4xx:regex"          the regex, for a temporary (4xx) reply only: a 5xx is never a temporary failure.
+# Site rules from the config are plain regexes and come before all of these.
+_AUTH_CODES = "dsn:7.20|7.21|7.22|7.23|7.24|7.25|7.26|7.29"  # RFC 7372 DKIM, SPF, reverse DNS, multiple; ARC
+# rspamd's greylisting (and soft reject) reply, seen through a milter or from a remote rspamd: nothing else
+_RSPAMD_GREYLIST = r"\b4\.7\.1 Try again later(?:;| \(in reply|\)?$)"
+
+# Matched against the reply of a reject (smtpd, postscreen, cleanup, before-queue filters).
 REJECT_RULES: tuple[tuple[str, str], ...] = (
+    ("dsn:1.1", "unknown_user"),
+    ("dsn:3.4", "size"),
+    ("dsn:7.25", "client"),  # RFC 7372: the client's reverse DNS (reject_unknown_client_hostname)
+    (_AUTH_CODES, "policy"),
+    ("dsn:7.27", "sender"),  # RFC 7505: the sender's domain has a null MX
     (r"blocked using |[Bb]lock[- ]?listed|[Bb]lack[- ]?listed|\bRBL\b|\bDNSBL\b", "rbl"),
     (r"Relay access denied|[Rr]elaying denied", "relay_denied"),
     (r"(?i)greylist|graylist|try again later.*grey", "greylist"),
+    (_RSPAMD_GREYLIST, "greylist"),
     (r"(?i)user unknown|unknown user|undeliverable address|does not exist|no such (?:user|mailbox)"
      r"|unknown in (?:virtual|local|relay) (?:mailbox |alias |recipient )?table", "unknown_user"),
-    (r"Helo command rejected", "helo"),
-    (r"Sender address rejected", "sender"),
     (r"(?i)\bSPF\b|\bDMARC\b|\bDKIM\b|[Pp]olicy [Rr]ejection|policyd|[Pp]olicy violation", "policy"),
-    (r"Client host rejected|cannot find your (?:reverse )?hostname|Access denied", "client"),
-    (r"Recipient address rejected", "recipient"),
     (r"Message size exceeds|message too large|Message too big", "size"),
     (r"(?i)spam|virus|content rejected|infected", "content"),
     (r"(?i)STARTTLS|\bTLS\b", "tls"),
     (r"(?i)authentication required|auth(?:entication)? failed", "auth"),
-    (r"(?i)rate limit|too many (?:connections|messages|recipients)|too much mail", "rate_limit"),
+    (r"(?i)rate limit|too many (?:connections|messages|recipients|e-?mails)|too much mail", "rate_limit"),
     (r"(?i)pipelining|Data command rejected|Improper use of SMTP|[Ss]yntax error|Error: ", "protocol"),
-    (r"Temporary lookup failure|Service unavailable|[Tt]ry again later|Server configuration", "tempfail"),
+    # the object Postfix names; "Access denied" and the like say no more than the object does
+    (r"Helo command rejected", "helo"),
+    (r"Sender address rejected", "sender"),
+    (r"Client host rejected|cannot find your (?:reverse )?hostname", "client"),
+    (r"Recipient address rejected", "recipient"),
+    (r"4xx:Temporary lookup failure|Service unavailable|[Tt]ry again later|Server configuration", "tempfail"),
+    ("dsn:7.*", "policy"),  # X.7.x, "delivery not authorized": a policy said no, and nothing said which
 )  # fmt: skip
 
+# Matched against the reply of a deferred or bounced delivery (and non-final "host X said" replies).
 DELIVERY_RULES: tuple[tuple[str, str], ...] = (
+    # Quota text names the cause outright; some receivers send it with X.1.1 ("452 4.1.1 ... user is over
+    # quota"), and an admin must see a full mailbox there, not an address that does not exist.
+    (r"(?i)over ?quota|quota exceeded", "mailbox_full"),
+    ("dsn:1.1", "unknown_user"),
+    ("dsn:2.2", "mailbox_full"),
+    ("dsn:3.4|2.3", "message_size"),
+    (_AUTH_CODES + "|7.27|7.8", "authentication"),
+    ("dsn:7.606|7.511", "blocklisted"),  # Microsoft: banned sending IP, IP on the block list
     (r"(?i)blocked using|block[- ]?list|black[- ]?list|\bRBL\b|DNSBL|spamhaus|spamcop|poor reputation"
-     r"|refused to talk to me|5\.7\.606|5\.7\.511|\bS3140\b|\bTS0[1-4]\b|IP reputation|listed at", "blocklisted"),
+     r"|5\.7\.606|5\.7\.511|\bS3140\b|\bTS0[1-4]\b|IP reputation|listed at|(?:is|are|been) (?:currently )?banned"
+     r"|(?:is|are) currently blocked|banned sending IP|your IP(?: address)? has been (?:temporarily )?blocked"
+     r"|(?:low|bad) reputation", "blocklisted"),
+    # a refused greeting is a blocklisting only when its text says so
+    (r"refused to talk to me: .*\b(?:[Bb]locked|BLOCKED|[Bb]anned|[Ll]isted)\b", "blocklisted"),
     (r"(?i)greylist|graylist|greylisted", "greylisted"),
+    (_RSPAMD_GREYLIST, "greylisted"),
+    (r"(?i)rate limit|too many (?:invalid |bad |unknown )?(?:messages|connections|recipients)|4\.7\.28"
+     r"|try again later.*rate"
+     r"|temporarily deferred|throttl|receiving mail (?:at a rate|too quickly)", "rate_limited"),
+    (r"(?i)over ?quota|quota exceeded|mailbox (?:is )?full|insufficient (?:storage|space)", "mailbox_full"),
+    (r"(?i)mailbox (?:is )?(?:busy|disabled|inactive|locked|temporarily unavailable)"
+     r"|account (?:is )?(?:disabled|inactive|suspended)", "mailbox_unavailable"),
     (r"(?i)user unknown|unknown user|5\.1\.1\b|does not exist|no such (?:user|mailbox)|invalid recipient"
-     r"|recipient (?:address )?rejected|address rejected|mailbox unavailable|unknown in ", "unknown_user"),
-    (r"(?i)over ?quota|quota exceeded|mailbox (?:is )?full|5\.2\.2\b|insufficient (?:storage|space)", "mailbox_full"),
-    (r"(?i)rate limit|too many (?:messages|connections|recipients)|4\.7\.28|try again later.*rate"
-     r"|temporarily deferred|throttl", "rate_limited"),
+     r"|mailbox unavailable|unknown in ", "unknown_user"),
     (r"(?i)5\.7\.2[3-7]\b|\bSPF\b|\bDKIM\b|\bDMARC\b|authenticat|5\.7\.515", "authentication"),
     (r"(?i)spam|virus|malware|content rejected|unsolicited|phish", "spam"),
     (r"(?i)relay(?:ing)? (?:access )?denied|not permitted to relay|5\.7\.54\b", "relay_denied"),
@@ -169,6 +208,8 @@ DELIVERY_RULES: tuple[tuple[str, str], ...] = (
     (r"(?i)mail transport unavailable|delivery temporarily suspended|service unavailable", "transport_unavailable"),
     (r"(?i)loops back to myself|mail forwarding loop|too many hops", "loop"),
     (r"(?i)policy", "policy"),
+    ("dsn:2.0|2.1", "mailbox_unavailable"),  # X.2.0 / X.2.1: the mailbox is busy or disabled
+    ("dsn:7.*", "policy"),
 )  # fmt: skip
 
 # Remote replies that say we are blocklisted, by provider (after lightmeter's messagerbl catalogue).
@@ -189,13 +230,50 @@ BLOCKLIST_RULES: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 
-def make_classifier(rules: Iterable[tuple[str, str]], default: str = "other") -> Callable[[str], str]:
-    """Compile ordered ``(regex, class)`` rules once and return ``classify(text) -> class``."""
-    table = tuple((re.compile(pattern).search, label) for pattern, label in rules)
+class ReplyClassifier(Protocol):
+    """``classify(text, status)``: the class of a reply. ``status`` is the enhanced status code
+    (``5.7.23``), or the reply code (``550``) when there is none, or ""."""
 
-    def classify(text: str) -> str:
-        for search, label in table:
-            if search(text):
+    def __call__(self, text: str, status: str = "", /) -> str: ...
+
+
+_TEXT, _DSN, _TEMPORARY = 0, 1, 2
+# kind, text search (text rules), exact details and detail prefixes (dsn rules), class
+_Rule = tuple[int, Callable[[str], object], frozenset[str], tuple[str, ...], str]
+
+
+def _no_text(text: str) -> None:
+    return None
+
+
+def _compile_rule(pattern: str, label: str) -> _Rule:
+    if pattern[:4] == "dsn:":
+        details = pattern[4:].split("|")
+        exact = frozenset(d for d in details if d[-1:] != "*")
+        prefixes = tuple(d[:-1] for d in details if d[-1:] == "*")
+        return _DSN, _no_text, exact, prefixes, label
+    if pattern[:4] == "4xx:":
+        return _TEMPORARY, re.compile(pattern[4:]).search, frozenset(), (), label
+    return _TEXT, re.compile(pattern).search, frozenset(), (), label
+
+
+def make_classifier(rules: Iterable[tuple[str, str]], default: str = "other") -> ReplyClassifier:
+    """Compile ordered ``(rule, class)`` pairs once (see REJECT_RULES for the rule forms) and return
+    ``classify(text, status="") -> class``."""
+    table = tuple(_compile_rule(pattern, label) for pattern, label in rules)
+
+    def classify(text: str, status: str = "", /) -> str:
+        # "5.7.23" -> "7.23"; a class other than 2, 4 or 5 is no status code (synthetic "1.2.3")
+        detail = status[2:] if status[1:2] == "." and status[:1] in "245" else ""
+        temporary = status[:1] == "4"
+        for kind, search, exact, prefixes, label in table:
+            if kind == _TEXT:
+                if search(text):
+                    return label
+            elif kind == _DSN:
+                if detail and (detail in exact or detail.startswith(prefixes)):
+                    return label
+            elif temporary and search(text):
                 return label
         return default
 

@@ -34,7 +34,8 @@ class RspamdScan(RspamdEvent):
     * ``action``: rspamd's action, spaces made underscores (``no_action``, ``soft_reject``, a custom
       action's name); the metrics bound it.
     * ``symbols``: the raw symbol list between the brackets, options unescaped; read it with
-      :mod:`parsers.rspamd.symbols` (or the property ``signed``).
+      :mod:`parsers.rspamd.symbols` (or the property ``signed``). A list logged without scores (older
+      rspamd, ``$symbols``) is stored with ``(nan)`` after each name, so every reader sees one shape.
     * ``auth``: the DKIM, SPF, DMARC and ARC results, also the properties ``dkim``, ``spf``, ``dmarc``,
       ``arc``.
     * ``verdict`` (``F (no action): [-0.20/15.00``): ``flag``, ``required``.

@@ -84,6 +84,23 @@ def _closing_brace(text: str, start: int) -> int:
     return len(text)
 
 
+# A symbol name at a list boundary, not yet followed by a score: "R_SPF_ALLOW" in "MIME_GOOD,R_SPF_ALLOW{...}"
+_BARE_NAME = re.compile(r"(?:^|(?<=,)|(?<=\},))([A-Za-z0-9_][A-Za-z0-9_.\-]*)(?=[,{]|$)")
+
+
+def with_scores(text: str) -> str:
+    """A symbol list without scores in the shape of one with them: ``MIME_GOOD,R_SPF_ALLOW`` (older rspamd
+    versions and ``$symbols``/``$symbols_params`` formats) → ``MIME_GOOD(nan),R_SPF_ALLOW(nan)``.
+
+    Every reader (auth results, symbol hits, signing domains, :func:`parse_symbols`) then sees one shape,
+    and the missing score is nan, as in :class:`Symbol`."""
+    if not text:
+        return text
+    if "{" not in text:
+        return text.replace(",", "(nan),") + "(nan)"
+    return _BARE_NAME.sub(r"\1(nan)", text)
+
+
 def split_options(raw: str) -> tuple[str, ...]:
     """``a;b;...;`` → ``("a", "b", "...")``: each option is written followed by ``;``."""
     if not raw:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from parsers.rspamd.events import RspamdScan, action_name
-from parsers.rspamd.symbols import auth_results
+from parsers.rspamd.symbols import auth_results, with_scores
 
 _NAN = float("nan")
 
@@ -56,6 +56,8 @@ def scan_from_parts(ts: str, tag: str, head: str, verdict: str, rest: str) -> Rs
     action = _FLAG_ACTIONS.get(flag_action)
     if action is None:
         action = action_name(flag_action[3:])
+    if "(" not in symbols:  # found at once in a list with scores; a whole scan only without them
+        symbols = with_scores(symbols)
     return RspamdScan(ts, tag, action, score, size, seconds, symbols, auth_results(symbols), True, verdict, head, tail)
 
 
@@ -98,6 +100,8 @@ def _custom(ts: str, tag: str, head: str, rest: str) -> RspamdScan | None:
     complete = bool(sep)
     if not sep:
         symbols, tail = rest, ""
+    if "(" not in symbols:
+        symbols = with_scores(symbols)
     size_text = _field(tail, "len: ")
     size = int(size_text) if size_text.isdigit() else -1
     try:
