@@ -16,7 +16,11 @@ from exporter.feature import AnyFeature
 from exporter.metrics.catalog import sections
 from exporter.metrics.family import Family, Kind
 
-TARGET = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+TARGET = DOCS / "metrics.md"
+ARCHITECTURE = DOCS / "architecture.md"
+BEGIN = "<!-- generated: features (python -m mailpulse.docsgen) -->"
+END = "<!-- end of generated features -->"
 
 HEADER = """# Metrics reference
 
@@ -59,15 +63,42 @@ def _row(fam: Family) -> str:
     return f"| `{fam.name}` | {kind} | {labels} | {meaning} |\n"
 
 
+def feature_table(features: Sequence[AnyFeature]) -> str:
+    """The features table of docs/architecture.md: what each feature plugs into the kernel."""
+    rows = [
+        "| feature | config section | log formats | metric families | needs no log source | module |\n|---|---|---|---|---|---|\n"
+    ]
+    for f in features:
+        section = "`" + ".".join(f.section) + "`" if f.section else "-"
+        formats = ", ".join(f"`{n}`" for n in f.format_names) or "-"
+        module = f"`{type(f).__module__}.{type(f).__name__}`"
+        rows.append(f"| {f.title} | {section} | {formats} | {len(f.families)} | {'yes' if f.standalone else 'no'} "
+                    f"| {module} |\n")  # fmt: skip
+    return "".join(rows)
+
+
+def _with_block(text: str, block: str) -> str:
+    """``text`` with the part between the generated-block markers replaced by ``block``."""
+    head, found, rest = text.partition(BEGIN)
+    _, found_end, tail = rest.partition(END)
+    if not found or not found_end:
+        raise ValueError(f"{ARCHITECTURE} has no {BEGIN} ... {END} block")
+    return f"{head}{BEGIN}\n{block}{END}{tail}"
+
+
 def main(argv: Sequence[str] | None, features: Sequence[AnyFeature]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/metrics.md is not up to date")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated doc is not up to date")
     args = parser.parse_args(argv)
-    text = render(features)
+    wanted = {
+        TARGET: render(features),
+        ARCHITECTURE: _with_block(ARCHITECTURE.read_text(), feature_table(features)),
+    }
+    stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
     if args.check:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            sys.stderr.write(f"{TARGET} is stale: run python -m mailpulse.docsgen\n")
-            return 1
-        return 0
-    TARGET.write_text(text)
+        for path in stale:
+            sys.stderr.write(f"{path} is stale: run python -m mailpulse.docsgen\n")
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(wanted[path])
     return 0
