@@ -66,7 +66,8 @@ def _row(fam: Family) -> str:
 def feature_table(features: Sequence[AnyFeature]) -> str:
     """The features table of docs/architecture.md: what each feature plugs into the kernel."""
     rows = [
-        "| feature | config section | log formats | metric families | needs no log source | module |\n|---|---|---|---|---|---|\n"
+        "| feature | config section | log formats | metric families | needs no log source | module |\n",
+        "|---|---|---|---|---|---|\n",
     ]
     for f in features:
         section = "`" + ".".join(f.section) + "`" if f.section else "-"
