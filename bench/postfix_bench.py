@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def ensure_peers() -> None:
             policy.unlink()
 
 
-def best_of(runs: int, fn, *args) -> Result:  # type: ignore[no-untyped-def]
+def best_of(runs: int, fn: Callable[..., Result], *args: object) -> Result:
     results = [fn(*args) for _ in range(runs)]
     return min(results, key=lambda r: r.cpu)
 

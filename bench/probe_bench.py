@@ -41,6 +41,7 @@ from exporter.logsetup import configure_logging
 from mailpulse import load_config
 from probes.metrics import SKIPPED
 from probes.registry import Found
+from probes.feature import Probes
 from probes.service import ProbeService, build_parts
 
 
@@ -85,8 +86,9 @@ async def detect(lab: Path, mode: str, rounds: int, poll_interval: float) -> dic
                  "deadline": "60s", "late_window": "10m"}  # fmt: skip
         config = load_config(str(write_config(lab, Path(tmp), [probe], {
             "watch": mode, "poll_interval": poll_interval, "cleanup": "keep"})))  # fmt: skip
-        assert config.probes is not None
-        parts = build_parts(config.probes)
+        probes = config.section(Probes())
+        assert probes is not None
+        parts = build_parts(probes)
         seen: dict[str, float] = {}
         resolve = parts.registry.resolve
 
@@ -101,7 +103,7 @@ async def detect(lab: Path, mode: str, rounds: int, poll_interval: float) -> dic
         try:
             for _ in range(rounds):
                 await asyncio.sleep(random.uniform(0, poll_interval if mode == "poll" else 0.5))
-                result = await parts.runner.run(config.probes.probes[0])
+                result = await parts.runner.run(probes.probes[0])
                 token = (result.message_id or "").split(".")[1] if result.message_id else ""
                 tokens.append(token)
                 delivered = delivered_at(lab, token) if result.delivered else None
@@ -148,7 +150,9 @@ async def load(lab: Path, n: int, seconds: float, interval: float) -> dict[str, 
     rss_before = proc_status("VmRSS")
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(str(write_config(lab, Path(tmp), probes, {})))
-        service = ProbeService(copy.deepcopy(config.probes), threading.Lock(), None)  # type: ignore[arg-type]
+        probes_config = config.section(Probes())
+        assert probes_config is not None
+        service = ProbeService(copy.deepcopy(probes_config), threading.Lock(), None)
         in_flight, peak_in_flight, outcomes = 0, 0, {}  # type: ignore[var-annotated]
         durations: list[float] = []
         sends: list[float] = []

@@ -35,10 +35,10 @@ def verifier(env: LabEnv, stop: threading.Event, answered: list[str]) -> None:
         conn.select("INBOX")
         while not stop.wait(0.2):
             conn.noop()
-            typ, data = conn.uid("SEARCH", None, "HEADER", "X-Mailpulse-Probe", "v=1")
+            typ, data = conn.uid("SEARCH", None, "HEADER", "X-Mailpulse-Probe", "v=1")  # type: ignore[arg-type]
             for uid in data[0].split() if typ == "OK" else []:
-                typ, parts = conn.uid("FETCH", uid, "(BODY.PEEK[HEADER])")
-                raw = parts[0][1]  # type: ignore[index]
+                typ, parts = conn.uid("FETCH", uid.decode(), "(BODY.PEEK[HEADER])")
+                raw = parts[0][1]
                 assert isinstance(raw, bytes)
                 _reply(env, email.message_from_bytes(raw, policy=default))
                 answered.append(uid.decode())
@@ -79,7 +79,7 @@ def test_autoresponder_report_is_read_back(mail_lab: LabEnv, tmp_path: Path) -> 
               "username": "probe@example.test"}  # fmt: skip
     config = lab_config(mail_lab, tmp_path, targets=[target],
                         probes=[probe("check-auth", route="relay-cert", target="verifier", deadline="40s")])  # fmt: skip
-    stop, answered = threading.Event(), []
+    stop, answered = threading.Event(), list[str]()
     thread = threading.Thread(target=verifier, args=(mail_lab, stop, answered), daemon=True)
     thread.start()
     try:
@@ -97,4 +97,4 @@ def test_autoresponder_report_is_read_back(mail_lab: LabEnv, tmp_path: Path) -> 
     assert [] == imap_probe_uids(mail_lab, "probe@example.test", marker="Re: mailpulse probe")["INBOX"]
     with imap(mail_lab, "probe@partner.test") as conn:
         conn.select("INBOX", readonly=True)
-        assert [b""] == conn.uid("SEARCH", None, "HEADER", "X-Mailpulse-Probe", "v=1")[1]
+        assert [b""] == conn.uid("SEARCH", None, "HEADER", "X-Mailpulse-Probe", "v=1")[1]  # type: ignore[arg-type]

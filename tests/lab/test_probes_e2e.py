@@ -82,7 +82,7 @@ def imap_probe_uids(env: LabEnv, user: str, marker: str = "mailpulse probe") -> 
         out = {}
         for folder in ("INBOX", "Junk", "Trash"):
             conn.select(folder, readonly=True)
-            typ, data = conn.uid("SEARCH", None, "SUBJECT", f'"{marker}"')
+            typ, data = conn.uid("SEARCH", None, "SUBJECT", f'"{marker}"')  # type: ignore[arg-type]
             assert typ == "OK"
             out[folder] = data[0].split()
         return out
@@ -163,10 +163,10 @@ def test_cleanup_and_sweep(mail_lab: LabEnv, tmp_path: Path) -> None:
         conn.select("INBOX")
         subjects = []
         for uid in left["INBOX"]:
-            _typ, data = conn.uid("FETCH", uid, "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-            subjects.append(data[0][1].decode())  # type: ignore[index]
-            assert b"\\Seen" not in data[0][0]  # type: ignore[index]
-            conn.uid("STORE", uid, "+FLAGS.SILENT", "(\\Deleted)")
+            _typ, data = conn.uid("FETCH", uid.decode(), "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.append(data[0][1].decode())
+            assert b"\\Seen" not in data[0][0]
+            conn.uid("STORE", uid.decode(), "+FLAGS.SILENT", "(\\Deleted)")
         conn.expunge()
     finally:
         conn.logout()
@@ -323,8 +323,12 @@ def test_daemon_serves_probe_metrics_and_keeps_them_over_a_reload(mail_lab: LabE
         before = wait_for(lambda v: all(v.get(f"mailpulse_probe_success:{p}") == 1 for p in ("d587", "d465")), 40)
         proc.send_signal(signal.SIGHUP)
         seen: list[float] = []
-        wait_for(lambda v: seen.append(v["mailpulse_probe_runs_total:d587"]) or seen[-1] > before[
-            "mailpulse_probe_runs_total:d587"], 40)  # fmt: skip
+
+        def advanced(v: dict[str, float]) -> bool:
+            seen.append(v["mailpulse_probe_runs_total:d587"])
+            return seen[-1] > before["mailpulse_probe_runs_total:d587"]
+
+        wait_for(advanced, 40)
         assert min(seen) >= before["mailpulse_probe_runs_total:d587"], seen  # never reset by the reload
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -356,7 +360,7 @@ def test_polling_watcher_and_trash_cleanup(mail_lab: LabEnv, tmp_path: Path) -> 
         (uids,) = conn.uid("SEARCH", "SUBJECT", token)[1]
         assert len(uids.split()) == 1
         flags = conn.uid("FETCH", uids, "(FLAGS)")[1][0]
-        assert b"\\Seen" not in flags  # type: ignore[operator]
+        assert b"\\Seen" not in flags
         conn.uid("STORE", uids, "+FLAGS.SILENT", "(\\Deleted)")
         conn.expunge()
     finally:

@@ -21,6 +21,7 @@ import pytest
 
 from exporter.config import Config
 from exporter.feature import Context
+from exporter.metrics.family import Family
 from mailpulse import load_config
 from probes import metrics as m
 from probes.feature import Probes
@@ -41,7 +42,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def value(service: ProbeService, family: m.Family, *labels: str) -> float:
+def value(service: ProbeService, family: Family, *labels: str) -> float:
     with service.metrics.lock:
         return service.metrics.counters[family].get(tuple(labels), 0.0)
 
@@ -128,9 +129,11 @@ async def test_imap_down_mid_run_then_back(own_lab: Any, tmp_path: Path) -> None
         await until(lambda: value(service, m.SUCCESS, "watch") == 1.0, 30, "a first delivery")
         pid = int((Path(env["LAB_DIR"]) / "dovecot" / "run" / "master.pid").read_text().split()[0])
         os.kill(pid, signal.SIGTERM)
-        receive_failures = lambda: sum(  # noqa: E731
-            v for k, v in service.metrics.counters[m.FAILURES].items() if k[0] == "watch" and k[1] == "receive"
-        )
+        def receive_failures() -> float:
+            return sum(
+                v for k, v in service.metrics.counters[m.FAILURES].items() if k[0] == "watch" and k[1] == "receive"
+            )
+
         await until(lambda: receive_failures() >= 2, 40, "receive failures while Dovecot is down")
         assert 0.0 == value(service, m.SUCCESS, "watch")
         assert 0.0 == value(service, m.MAILBOX_UP, "remote-inbox")

@@ -23,7 +23,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lab"
 
 @pytest.fixture(scope="module")
 def traffic() -> dict[str, Any]:
-    return json.loads((FIXTURES / "traffic.json").read_text())
+    data: dict[str, Any] = json.loads((FIXTURES / "traffic.json").read_text())
+    return data
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@ replies classified into bounded reasons."""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import socket
 import ssl
 
@@ -64,7 +66,7 @@ def test_quote_and_mutf7_edge_cases() -> None:
     assert "x&broken" == decode_mutf7("x&broken")
 
 
-def _no() -> object:
+def _no() -> NoReturn:
     raise AssertionError("not found")
 
 

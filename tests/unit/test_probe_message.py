@@ -80,7 +80,7 @@ class FakeResolver:
         if self.fail is not None:
             raise self.fail()
         if name not in self.records:
-            raise dns.resolver.NXDOMAIN()
+            raise dns.resolver.NXDOMAIN()  # type: ignore[no-untyped-call]
 
         class RR:
             strings = (self.records[name],)

@@ -3,6 +3,8 @@ and the autoresponder's report."""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import pytest
 
 from probes.autoreply import parse_report
@@ -79,7 +81,7 @@ def test_trust_the_receivers_header() -> None:
     assert trusted_header([sender_own], "mx.google.com") is None
 
 
-def _no() -> object:
+def _no() -> NoReturn:
     raise AssertionError("no header")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.scan import scan
+from exporter.features import scan_logs as scan
 from parsers.postfix import PostfixParser
 from parsers.postfix import events as ev
 from parsers.results import FOREIGN, Unparsed

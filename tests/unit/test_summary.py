@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from exporter.scan import scan
+from exporter.features import scan_logs as scan
 from exporter.summary import FOOTER
 
 P = "Nov 24 16:58"
