@@ -39,9 +39,9 @@ import yaml
 
 from exporter.logsetup import configure_logging
 from mailpulse import load_config
+from probes.feature import Probes
 from probes.metrics import SKIPPED
 from probes.registry import Found
-from probes.feature import Probes
 from probes.service import ProbeService, build_parts
 
 

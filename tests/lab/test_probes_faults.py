@@ -129,6 +129,7 @@ async def test_imap_down_mid_run_then_back(own_lab: Any, tmp_path: Path) -> None
         await until(lambda: value(service, m.SUCCESS, "watch") == 1.0, 30, "a first delivery")
         pid = int((Path(env["LAB_DIR"]) / "dovecot" / "run" / "master.pid").read_text().split()[0])
         os.kill(pid, signal.SIGTERM)
+
         def receive_failures() -> float:
             return sum(
                 v for k, v in service.metrics.counters[m.FAILURES].items() if k[0] == "watch" and k[1] == "receive"

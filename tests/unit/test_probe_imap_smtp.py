@@ -3,10 +3,9 @@ replies classified into bounded reasons."""
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 import socket
 import ssl
+from typing import NoReturn
 
 import aiosmtplib
 import pytest
