@@ -103,12 +103,14 @@ class QueueCollector:
         timeout: float = 60.0,
         command: tuple[str, ...] = ("postqueue",),
         now: Callable[[], float] = time.time,
+        log_failures: bool = True,  # check-config reports failures itself
     ) -> None:
         self.config_dir = config_dir
         self.interval = interval
         self.timeout = timeout
         self.command = command
         self._now = now
+        self._log_failures = log_failures
         self.snapshot: QueueSnapshot | None = None
         self.up = 0
         self.last_success = 0.0
@@ -192,9 +194,9 @@ class QueueCollector:
         self.up = 0
         self.last_detail = message[-300:]
         self._count(reason)
-        if self._last_problem != reason:
+        if self._last_problem != reason and self._log_failures:
             log.warning("postfix queue collection failed", reason=reason, detail=message, argv=self.argv())
-            self._last_problem = reason
+        self._last_problem = reason
         return False
 
     def _count(self, reason: str) -> None:
