@@ -17,6 +17,7 @@ that part by position; their callers decide by content (a queue id, ``DIR:INB``)
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from email.header import decode_header, make_header
@@ -41,10 +42,8 @@ def header_text(value: object) -> str:
     when the From domain is not ASCII), folding undone. Undecodable words stay as they are."""
     text = str(value)
     if "=?" in text:
-        try:
+        with contextlib.suppress(ValueError, LookupError, UnicodeError):
             text = str(make_header(decode_header(text)))
-        except (ValueError, LookupError, UnicodeError):
-            pass
     return re.sub(r"\r?\n[ \t]+", " ", text).replace("\r", "").replace("\n", " ").strip()
 
 
