@@ -303,3 +303,61 @@ def test_the_units_user_exists_per_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     assert f"adduser --system --group --home /var/lib/{user} {user}" in readme
     assert pwd.getpwnam("root")  # sanity: pwd works here
+
+
+# -- /health ----------------------------------------------------------------------------------------------------
+def test_health_reports_a_failing_queue_and_a_down_probe_mailbox(tmp_path: Path) -> None:
+    """The daemon's /health says degraded (503) with the queue's bounded reason and each probe mailbox's
+    state, where it used to say ok whatever the queue collection and the mailboxes did."""
+    import json
+    import signal
+    import urllib.error
+    import urllib.request
+
+    from tests.helpers import wait_for
+
+    port, closed = free_port(), free_port()
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    for name, text in (("hmac", "k" * 32), ("pw", "pw")):
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o600)
+    config = write_config(
+        tmp_path / "c.yaml",
+        f"""
+state_dir: {tmp_path / "state"}
+http: {{listen: '127.0.0.1:{port}'}}
+sources: [{{name: mail, path: {log}, poll_interval: 0.2s}}]
+postfix: {{queue: {{enabled: true, command: {tmp_path / "no-postqueue"}, interval: 1s}}}}
+probes:
+  secret_file: {tmp_path / "hmac"}
+  routes: [{{name: r, host: 127.0.0.1, port: {closed}, tls: starttls, mail_from: a@example.test}}]
+  targets:
+    - {{name: box, address: b@example.test, host: 127.0.0.1, port: {closed}, tls: starttls, username: b,
+        password_file: {tmp_path / "pw"}, timeout: 2s}}
+  probes: [{{name: p, route: r, target: box, interval: 1h}}]
+""",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "-c", str(config)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def health() -> tuple[int, dict[str, object]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    try:
+        wait_for(lambda: health()[1].get("probes", {}).get("mailboxes", {}).get("box", {}).get("status") == "down",
+                 timeout=30)  # fmt: skip
+        status, body = health()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert 503 == status
+    assert "degraded" == body["status"]
+    assert {"status": "failed", "reason": "not_found"} == body["queue"]
+    assert {"status": "down", "reason": "imap_connect"} == body["probes"]["mailboxes"]["box"]  # type: ignore[index]
+    assert {"p": "pending"} == body["probes"]["probes"]  # type: ignore[index]
+    assert {"mail": True} == body["sources"]
