@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 
@@ -42,7 +43,7 @@ def header_text(value: object) -> str:
     when the From domain is not ASCII), folding undone. Undecodable words stay as they are."""
     text = str(value)
     if "=?" in text:
-        with contextlib.suppress(ValueError, LookupError, UnicodeError):
+        with contextlib.suppress(ValueError, LookupError, UnicodeError, MessageError):
             text = str(make_header(decode_header(text)))
     return re.sub(r"\r?\n[ \t]+", " ", text).replace("\r", "").replace("\n", " ").strip()
 
