@@ -99,11 +99,20 @@ class App:
         )  # fmt: skip
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """ok, or degraded with what is wrong: a source that cannot be read (``s.up``, which also covers
+        the sources' own degraded conditions), a failing queue collection, a probe mailbox that is down.
+        Probe *outcomes* (lost, junk) are what mailpulse measures, not its own health: shown, not judged."""
         sources = {name: bool(s.up) for name, s in self.sources.sources.items()}
         ok = all(sources.values()) if sources else True
         detail: dict[str, Any] = {"sources": sources}
-        if self._queue is not None:
-            detail["queue"] = bool(self._queue.up)
+        parts: list[tuple[str, Any]] = [("queue", self._queue), ("probes", self._probes)]
+        for key, part in parts:
+            check = getattr(part, "health", None)
+            if check is None:
+                continue
+            part_ok, part_detail = check()
+            ok = ok and part_ok
+            detail[key] = part_detail
         return ok, detail
 
     # -- running -----------------------------------------------------------------------------------------
