@@ -41,7 +41,7 @@ def panels_section(dashboards: list[Json]) -> str:
 
 
 def _rule_files() -> list[Path]:
-    return sorted(p for p in ALERTS_DIR.glob("*.yml") if p.name != "alertmanager.example.yml")
+    return sorted(ALERTS_DIR.glob("*.yml"))
 
 
 def alerts_section() -> str:

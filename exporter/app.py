@@ -93,6 +93,9 @@ class App:
         )  # fmt: skip
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """ok, or degraded with what is wrong: a source that cannot be read (``s.up``, which also covers
+        the sources' own degraded conditions), a failing queue collection, a probe mailbox that is down.
+        Probe *outcomes* (lost, junk) are what mailpulse measures, not its own health: shown, not judged."""
         sources = {name: bool(s.up) for name, s in self.sources.sources.items()}
         ok = all(sources.values()) if sources else True
         detail: dict[str, Any] = {"sources": sources}
@@ -100,7 +103,7 @@ class App:
             health = feature.health()
             if health is not None:
                 ok = ok and health.ok
-                detail[feature.name] = {"ok": health.ok, **health.detail}
+                detail[feature.name] = dict(health.detail)
         return ok, detail
 
     # -- running -----------------------------------------------------------------------------------------

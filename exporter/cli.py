@@ -25,17 +25,25 @@ def build_parser(features: Sequence[AnyFeature]) -> tuple[argparse.ArgumentParse
     parser = argparse.ArgumentParser(
         prog="mailpulse",
         description="Prometheus metrics that tell whether your mail is really being delivered.",
+        epilog="Run `mailpulse COMMAND --help` for a command's options. Docs: README.md and docs/.",
     )
     parser.add_argument("--version", action="version", version=f"mailpulse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the daemon: tail logs, run probes, serve /metrics")
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+
+    run = command("run", "run the daemon: tail logs, run probes, serve /metrics", RUN_DESCRIPTION)
     run.add_argument("-c", "--config", required=True, help="YAML config file")
 
-    check = sub.add_parser("check-config", help="validate a config file and exit (78 when it is invalid)")
+    check = command("check-config", "check a config file and whether it can run here, then exit", CHECK_DESCRIPTION)
     check.add_argument("-c", "--config", required=True, help="YAML config file")
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 78)")
+    check.add_argument("--config-only", action="store_true",
+                       help="only validate the file, not whether it can run here (paths, port, postqueue)")  # fmt: skip
 
-    scan = sub.add_parser("scan", help="read log files to the end and print metrics (or --summary)")
+    scan = command("scan", "read log files to the end and print metrics (or --summary)", SCAN_DESCRIPTION)
     for feature in features:
         for name in feature.format_names:
             scan.add_argument(f"--{name}", nargs="+", default=[], metavar="FILE", help=f"{name} logs (plain or .gz)")
@@ -47,6 +55,27 @@ def build_parser(features: Sequence[AnyFeature]) -> tuple[argparse.ArgumentParse
     for feature in features:
         runners.update(feature.commands(sub))
     return parser, runners
+
+
+RUN_DESCRIPTION = """\
+Run the daemon in the foreground: follow the configured logs, collect the Postfix queue, run the
+probes on their schedules and serve /metrics and /health. SIGHUP re-reads the config (a broken file is
+refused and the old one kept), SIGTERM stops cleanly. Exit status 78 when the config or its state
+directory cannot be used, 1 when the listen address is taken."""
+
+CHECK_DESCRIPTION = """\
+Validate the config file (every problem with its key path), then check that it can run here, as the
+user running this command: the state directory is writable, the log files exist and are readable,
+the listen address is free, postqueue works. Run it as the daemon's user (sudo -u mailpulse ...).
+
+exit status:
+  0   usable (warnings, if any, are printed: e.g. a log file that does not exist yet)
+  78  not usable: an invalid file, or an error found on this machine (or a warning, with --strict)"""
+
+SCAN_DESCRIPTION = """\
+Read Postfix and/or rspamd log files (plain or .gz) to the end with the daemon's parsers and print
+the same metric families the daemon would export for them, or with --summary a pflogsumm-style
+report. Nothing is saved: scan keeps no offsets."""
 
 
 def main(
@@ -62,7 +91,7 @@ def main(
     args = parser.parse_args(argv)
     io = CommandIO(out, err, lambda path: _load(path, features, err))
     if args.command == "check-config":
-        return _check_config(args.config, features, io)
+        return _check_config(args, features, io)
     if args.command == "scan":
         return _scan(args, features, io)
     if args.command == "run":
@@ -103,12 +132,26 @@ def _secrets(config: object) -> list[str]:
     return found
 
 
-def _check_config(path: str, features: Sequence[AnyFeature], io: CommandIO) -> int:
+def _check_config(args: argparse.Namespace, features: Sequence[AnyFeature], io: CommandIO) -> int:
+    from exporter.feature import ERROR  # noqa: PLC0415
+    from exporter.preflight import check_all, whoami  # noqa: PLC0415
+
+    path = args.config
     config = io.load(path)
     if config is None:
         return EX_CONFIG
     active = [f.name for f in features if f.active(config.section(f))]
-    io.out.write(f"{path}: OK ({len(config.sources)} sources; features: {', '.join(active) or 'none'})\n")
+    findings = [] if args.config_only else check_all(config, features)
+    for finding in findings:
+        io.err.write(f"  {finding}\n")
+    errors = sum(f.level == ERROR for f in findings)
+    warnings = len(findings) - errors
+    if errors or (warnings and args.strict):
+        io.err.write(f"mailpulse: {path} cannot run here as {whoami()}: {errors} error(s), {warnings} warning(s)\n")
+        return EX_CONFIG
+    checked = "OK (file only)" if args.config_only else f"OK for {whoami()}"
+    extra = f", {warnings} warning(s)" if warnings else ""
+    io.out.write(f"{path}: {checked} ({len(config.sources)} sources; features: {', '.join(active) or 'none'}{extra})\n")
     return 0
 
 
@@ -135,6 +178,13 @@ def _run(path: str, features: Sequence[AnyFeature], io: CommandIO) -> int:
 
     config = io.load(path)
     if config is None:
+        return EX_CONFIG
+    from exporter.preflight import check_state_dir  # noqa: PLC0415
+
+    # Without this a state dir the user cannot create (the default /var/lib/mailpulse, run as non-root)
+    # ended in a traceback from os.makedirs.
+    for finding in check_state_dir(config.state_dir):
+        io.err.write(f"mailpulse: {finding}\n")
         return EX_CONFIG
     configure_logging(config.log.level, config.log.format)
     return asyncio.run(App(config, features).run())

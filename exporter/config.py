@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import yaml
 
@@ -76,10 +76,33 @@ def load_config(path: str, features: Sequence[AnyFeature]) -> Config:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from exc
+        raise ConfigError([f"{path}: not valid YAML: {yaml_error(exc)}"]) from exc
     return parse_config(data, features, path)
+
+
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """PyYAML's error as one line that leads with the line to fix.
+
+    For an unclosed quote or bracket the problem mark is where the parser gave up (the end of the file,
+    or a later line); the line to fix is where the construct started (the context mark). For a block
+    structure (bad indentation) the problem mark is the line to fix and the context mark only the
+    enclosing block.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc)
+    problem, context = exc.problem or "syntax error", exc.context or ""
+    pmark, cmark = exc.problem_mark, exc.context_mark
+    if pmark is None:
+        return problem
+
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    opened = "scanning" in context or "flow" in context  # a quote, bracket or brace left open
+    if cmark is not None and opened and cmark.line != pmark.line:
+        what = context.removeprefix("while scanning ").removeprefix("while parsing ")
+        return f"at {at(cmark)}: {what} starts here and is not closed ({problem} at {at(pmark)})"
+    return f"at {at(pmark)}: {problem}" + (f" ({context} at {at(cmark)})" if context and cmark else "")
 
 
 def parse_config(data: object, features: Sequence[AnyFeature], path: str = "<config>") -> Config:

@@ -77,6 +77,7 @@ class Node:
             data = {}
         self.data: dict[str, Any] = {str(k): v for k, v in data.items()}
         self.seen: set[str] = set()
+        self._finished = False
 
     # -- plumbing ---------------------------------------------------------------------------------------
     def key(self, key: str) -> str:
@@ -103,7 +104,11 @@ class Node:
         return Node(value, self.key(key), self.problems, insecure_files_ok=self.insecure_files_ok)
 
     def finish(self) -> None:
-        """Report keys nobody read: usually typos."""
+        """Report keys nobody read: usually typos. Idempotent: a parser and its caller (``list_of``)
+        may both finish a node, and each unknown key must be reported once."""
+        if self._finished:
+            return
+        self._finished = True
         for key in sorted(set(self.data) - self.seen):
             known = ", ".join(sorted(self.seen)) or "none"
             self.problem(f"unknown key (known keys here: {known})", key)
@@ -216,6 +221,11 @@ class Node:
         if value and must_exist and not os.path.exists(value):
             self.problem(f"{value}: no such file or directory", key)
         return value
+
+    def secret_given(self, key: str) -> bool:
+        """Whether ``<key>_file``, ``<key>_env`` or ``<key>`` is set at all (even if it could not be read):
+        a caller must not report a secret as missing when :meth:`secret` already said why it is unusable."""
+        return any(k in self.data for k in (f"{key}_file", f"{key}_env", key))
 
     def secret(self, key: str, *, required: bool = True) -> Secret | None:
         """Read ``<key>_file``, ``<key>_env`` or ``<key>`` (exactly one)."""

@@ -46,6 +46,22 @@ class Service(Protocol):
     async def run(self, stop: asyncio.Event) -> None: ...
 
 
+ERROR, WARNING = "error", "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A ``check-config`` finding about the machine: an error (cannot run) or a warning (runs, but
+    something will not work until the machine changes)."""
+
+    level: str  # error | warning
+    where: str  # the config key the finding is about
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.where}: {self.message}"
+
+
 @dataclass(frozen=True)
 class Health:
     """What a feature tells ``/health``: ``ok`` is False when the feature is degraded."""
@@ -136,6 +152,10 @@ class Feature(ABC, Generic[C]):
         """This feature's contribution to /health, or None when it has none."""
         return None
 
+    def preflight(self, config: C) -> list[Finding]:
+        """``check-config``'s checks of what the section needs from this machine, as the calling user."""
+        return []
+
     def label_values(self) -> Sequence[tuple[str, Sequence[str]]]:
         """Fixed label value lists for docs/metrics.md: ``(title, values)`` pairs."""
         return ()
@@ -151,7 +171,10 @@ class Feature(ABC, Generic[C]):
 
 AnyFeature = Feature[Any]
 
-__all__ = ["AnyFeature", "CommandIO", "CommandRunner", "Context", "Feature", "Health", "Part", "Service", "Summary"]
+__all__ = [
+    "ERROR", "WARNING", "AnyFeature", "CommandIO", "CommandRunner", "Context", "Feature", "Finding", "Health",
+    "Part", "Service", "Summary",
+]  # fmt: skip
 
 
 def check_names(features: Sequence[AnyFeature]) -> None:

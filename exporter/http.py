@@ -59,6 +59,16 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    _head = False
+
+    def do_HEAD(self) -> None:
+        """Same status and headers as GET, no body (RFC 9110 9.3.2): uptime checkers and load balancers
+        probe with HEAD, and every path answers it."""
+        self._head = True  # the handler serves every request of a keep-alive connection: reset after
+        try:
+            self.do_GET()
+        finally:
+            self._head = False
 
     def do_GET(self) -> None:
         path = self.path.partition("?")[0]
@@ -108,7 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
         if gzipped:
             self.send_header("Content-Encoding", "gzip")
         self.end_headers()
-        self.wfile.write(body)
+        if not self._head:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # one line per scrape is noise; errors surface as metrics and in Prometheus

@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from prometheus_client.core import Metric
@@ -102,18 +103,22 @@ class QueueCollector:
         timeout: float = 60.0,
         command: tuple[str, ...] = ("postqueue",),
         now: Callable[[], float] = time.time,
+        log_failures: bool = True,  # check-config reports failures itself
     ) -> None:
         self.config_dir = config_dir
         self.interval = interval
         self.timeout = timeout
         self.command = command
         self._now = now
+        self._log_failures = log_failures
         self.snapshot: QueueSnapshot | None = None
         self.up = 0
         self.last_success = 0.0
         self.duration = 0.0
         self.errors: dict[str, int] = {}
         self._last_problem: str | None = None
+        self.last_detail = ""  # the last failure's message (postqueue's stderr), for check-config
+        self.attempts = 0
 
     def reconfigure(self, config_dir: str | None, interval: float, timeout: float, command: tuple[str, ...]) -> None:
         """Apply a reloaded config; counters and the last snapshot are kept."""
@@ -130,7 +135,21 @@ class QueueCollector:
             argv += ["-c", self.config_dir]
         return [*argv, "-j"]
 
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """For /health: ok until a collection has failed; the last failure's reason and message."""
+        if self.up:
+            return True, {"status": "ok", "last_success": self.last_success}
+        if self.attempts == 0:
+            return True, {"status": "starting"}
+        # /health is open to anyone who can reach the port: a bounded reason, never postqueue's stderr
+        detail = {"status": "failed", "reason": self._last_problem or "failed"}
+        if self._last_problem == "permission":
+            detail["hint"] = ("postqueue needs the postdrop group (SupplementaryGroups=postdrop in the unit: "
+                              "NoNewPrivileges=yes disables its setgid bit)")  # fmt: skip
+        return False, detail
+
     async def collect_once(self) -> bool:
+        self.attempts += 1
         started = time.monotonic()
         try:
             snapshot = await asyncio.wait_for(self._run(), self.timeout)
@@ -172,6 +191,8 @@ class QueueCollector:
                     proc.kill()
                 await proc.wait()
         if code != 0:
+            # "Connect to the Postfix showq service: Permission denied": not in group postdrop, or the
+            # setgid bit ignored (NoNewPrivileges); "... is not allowed": -c DIR not authorised
             reason = "permission" if "ermission denied" in stderr or "not allowed" in stderr else "failed"
             raise _PostqueueError(reason, stderr[-300:] or f"exit status {code}")
         if snapshot.bad_lines:
@@ -180,10 +201,11 @@ class QueueCollector:
 
     def _failed(self, reason: str, message: str) -> bool:
         self.up = 0
+        self.last_detail = message[-300:]
         self._count(reason)
-        if self._last_problem != reason:
+        if self._last_problem != reason and self._log_failures:
             log.warning("postfix queue collection failed", reason=reason, detail=message, argv=self.argv())
-            self._last_problem = reason
+        self._last_problem = reason
         return False
 
     def _count(self, reason: str) -> None:

@@ -195,7 +195,8 @@ def _target(node: Node) -> TargetConfig:
     username, password, oauth2 = _login(node)
     if username is None:
         node.problem("required key is missing (the IMAP login)", "username")
-    elif password is None and oauth2 is None:
+    elif password is None and oauth2 is None and not node.secret_given("password") and not node.has("xoauth2"):
+        # a password that is set but unusable (missing file, empty variable) was reported by node.secret()
         node.problem("IMAP needs password_file, password_env or xoauth2", "username")
     provider = node.string("provider", "generic", choices=PROVIDERS)
     folders = tuple(node.str_list("folders", ("INBOX", JUNK)))

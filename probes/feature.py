@@ -16,6 +16,17 @@ from probes.config import ProbesConfig, parse_probes
 from probes.metrics import FAMILIES, ProbeMetrics
 from probes.service import ProbeService
 
+PROBE_DESCRIPTION = """\
+Run the configured end-to-end probes (all, or those named with --probe) once, at the same time, and
+print one JSON line per probe as it finishes. The daemon (`mailpulse run`) schedules probes itself;
+this command is for trying a config and for Nagios-style checks.
+
+exit status:
+  0   every selected probe was delivered within its deadline
+  1   at least one was lost, late or failed
+  2   no probes configured, or an unknown --probe name
+  78  invalid config"""
+
 
 class Probes(Feature[ProbesConfig | None]):
     name = "probes"
@@ -60,12 +71,13 @@ class Probes(Feature[ProbesConfig | None]):
 
     def commands(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Mapping[str, CommandRunner]:
         probe = sub.add_parser(
-            "probe", help="run end-to-end delivery probes",
-            description="Run the configured probes once and print one JSON line per probe.",
+            "probe", help="run end-to-end delivery probes once and print the results",
+            description=PROBE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
         )  # fmt: skip
         probe.add_argument("-c", "--config", required=True, help="YAML config file")
         probe.add_argument("--probe", action="append", default=[], metavar="NAME", help="only this probe (repeatable)")
-        probe.add_argument("--once", action="store_true", help="run each probe once, print JSON lines, exit")
+        probe.add_argument("--once", action="store_true",
+                           help="accepted for compatibility: every `mailpulse probe` runs each probe once")  # fmt: skip
         probe.add_argument("--timeout", type=float, default=None, help="overall time limit in seconds")
         return {"probe": self._probe}
 
@@ -77,7 +89,6 @@ class Probes(Feature[ProbesConfig | None]):
         if config is None:
             return 78
         configure_logging(config.log.level, config.log.format)
-        if not args.once:
-            io.err.write("mailpulse probe: only --once is supported here; `mailpulse run` schedules probes\n")
-            return 2
+        # every `mailpulse probe` runs each probe once (`--once` is accepted, not required): the daemon is
+        # what schedules probes, and a foreground scheduler without /metrics would duplicate it
         return run_probes_once(config.section(self), args.probe, out=io.out, timeout=args.timeout)

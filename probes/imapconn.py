@@ -10,12 +10,21 @@ state machine and needs no second socket.
 Every wait is bounded: aioimaplib's own per-command timeout, plus ``asyncio.wait_for`` around the
 steps it leaves unbounded (IDLE start and stop, which hang on ``* BYE``: aioimaplib #110). Library
 errors are translated into :class:`probes.errors.ReceiveError` with a bounded reason here, at the edge.
+
+A server that sends something that is not IMAP (a greeting that is not ``* OK``/``PREAUTH``/``BYE``, a
+line that is neither tagged, untagged nor a continuation, an unknown tag, bytes aioimaplib cannot
+decode, a line without an end, an absurd literal) is ``imap_protocol``, found as soon as the bytes
+arrive: :class:`_GuardedProtocol` checks them before aioimaplib does, closes the connection, and every
+wait of the session ends at once (otherwise aioimaplib ignores such data, or fails in a task nobody
+awaits, and the probe waited for ``imap_timeout``). Server bytes only ever reach a message or a log
+capped and escaped (:func:`server_text`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 from base64 import b64encode
@@ -30,6 +39,101 @@ from probes.credentials import TokenSource
 from probes.errors import CredentialError, ImapAuthError, ImapTimeout, ReceiveError
 from probes.imapparse import FetchItem, Folder, parse_fetch, parse_list, quote
 from probes.send import tls_context
+
+MAX_LINE = 1 << 20  # bytes of one response line without its literals (a UID SEARCH of 100k messages fits)
+SAMPLE = 80  # bytes of server data quoted in an error message
+_GREETING = re.compile(rb"^\* (?:OK|PREAUTH|BYE)\b", re.IGNORECASE)
+_LITERAL = re.compile(rb"\{(\d+)\+?\}$")
+
+
+def server_text(data: bytes | str, limit: int = SAMPLE) -> str:
+    """Bytes a server sent, fit for a log line: at most ``limit`` of them, anything but printable ASCII
+    escaped (no terminal escapes, no fake log lines), and how much more there was."""
+    raw = data.encode("utf-8", "backslashreplace") if isinstance(data, str) else bytes(data)
+    head = raw[:limit]
+    text = "".join(chr(b) if 32 <= b < 127 and b != 0x5C else f"\\x{b:02x}" for b in head)
+    return text + (f"... ({len(raw)} bytes)" if len(raw) > limit else "")
+
+
+class _NotImap(Exception):
+    """The server sent something that is not IMAP; the message holds a capped, escaped sample."""
+
+
+class _GuardedProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    """aioimaplib's protocol with the server's bytes checked first (see the module docstring)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn_lost_cb: Callable[[Exception | None], None] | None,
+                 max_literal: int) -> None:  # fmt: skip
+        super().__init__(loop, conn_lost_cb)
+        self.not_imap: str | None = None  # why the server's data was refused
+        self._max_literal = max_literal
+        self._greeted = False
+
+    def data_received(self, d: bytes) -> None:
+        if self.not_imap is not None:
+            return
+        try:
+            if not self._greeted:
+                self._check_greeting(self.incomplete_line + d)
+            super().data_received(d)
+            if len(self.incomplete_line) > MAX_LINE:
+                raise _NotImap(f"a line longer than {MAX_LINE} bytes: {server_text(self.incomplete_line)}")
+        except _NotImap as exc:
+            self._refuse(str(exc))
+        except Exception as exc:  # aioimaplib choking on it: Abort (unknown tag), UnicodeDecodeError, ...
+            self._refuse(f"a response aioimaplib cannot parse ({type(exc).__name__}): {server_text(d)}")
+
+    def _check_greeting(self, data: bytes) -> None:
+        line, sep, _ = data.partition(b"\r\n")
+        if not sep:  # a greeting starts with "*": anything else is refused before its line ends (if ever)
+            if data and not data.startswith(b"*"):
+                raise _NotImap(f"a greeting that is not IMAP: {server_text(data)}")
+            return
+        if not _GREETING.match(line):
+            raise _NotImap(f"a greeting that is not IMAP: {server_text(line)}")
+        self._greeted = True
+
+    def _handle_line(self, line: bytes, current_cmd: Any) -> Any:
+        literal = _LITERAL.search(line)
+        if literal and int(literal.group(1)) > self._max_literal:
+            raise _NotImap(f"a literal of {literal.group(1).decode()} bytes: {server_text(line)}")
+        if (self._greeted and current_cmd is None and line and line[:1] not in (b"*", b"+")
+                and not aioimaplib.tagged_status_response_re.match(line)):  # fmt: skip
+            raise _NotImap(f"a line that is neither tagged, untagged nor a continuation: {server_text(line)}")
+        return super()._handle_line(line, current_cmd)
+
+    async def welcome(self, command: bytes) -> None:
+        try:
+            await super().welcome(command)
+        except Exception as exc:  # runs in a task aioimaplib never awaits: the error would be lost
+            self._refuse(f"no usable CAPABILITY after the greeting ({type(exc).__name__})")
+
+    def _refuse(self, why: str) -> None:
+        if self.not_imap is None:
+            self.not_imap = why
+        if self.transport is not None:
+            self.transport.close()  # connection_lost follows: every wait of the session ends
+        # welcome() holds aioimaplib's state lock while its CAPABILITY waits for an answer that will not
+        # come: end it, or whoever waits for the state (wait_hello_from_server) can never be cancelled
+        me = asyncio.current_task() if self.loop is not None and self.loop.is_running() else None
+        for task in list(self.tasks):
+            if task is not me:
+                task.cancel()
+
+
+class _GuardedIMAP4(aioimaplib.IMAP4):  # type: ignore[misc]
+    def __init__(self, *args: Any, max_literal: int, **kwargs: Any) -> None:
+        self._max_literal = max_literal
+        super().__init__(*args, **kwargs)
+
+    def create_client(self, host: str, port: int, loop: asyncio.AbstractEventLoop | None,
+                      conn_lost_cb: Callable[[Exception | None], None] | None = None,
+                      ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
+        local_loop = loop if loop is not None else asyncio.get_running_loop()
+        self.protocol = _GuardedProtocol(local_loop, conn_lost_cb, self._max_literal)
+        self._client_task = local_loop.create_task(
+            local_loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
+        )
 
 
 class ImapSession:
@@ -48,11 +152,12 @@ class ImapSession:
     async def open(self) -> None:
         t = self.target
         try:
-            self._client = aioimaplib.IMAP4(
+            self._client = _GuardedIMAP4(
                 host=t.host, port=t.port, timeout=self.timeout, conn_lost_cb=self._connection_lost,
                 ssl_context=self.ctx if t.tls == "implicit" else None,
+                max_literal=max(4 * t.max_fetch_bytes, 8 << 20),
             )  # fmt: skip
-            await asyncio.wait_for(self._client.wait_hello_from_server(), self.timeout)
+            await self._bounded("greeting", self._client.wait_hello_from_server(), self.timeout)
             if t.tls == "starttls":
                 await self._starttls()
             self.tls_version = _ssl_version(self._client.protocol.transport)
@@ -69,7 +174,7 @@ class ImapSession:
         if "STARTTLS" not in protocol.capabilities:
             raise ReceiveError(f"{self.target.host}:{self.target.port} does not offer STARTTLS", reason="imap_tls")
         command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
-        response = await asyncio.wait_for(protocol.execute(command), self.timeout)
+        response = await self._bounded("STARTTLS", protocol.execute(command), self.timeout)
         if response.result != "OK":
             raise ReceiveError(f"STARTTLS refused: {_text(response)}", reason="imap_tls")
         loop = asyncio.get_running_loop()
@@ -81,7 +186,7 @@ class ImapSession:
             raise ReceiveError("STARTTLS: no TLS transport", reason="imap_tls")
         protocol.transport = transport
         protocol.capabilities = set()
-        await asyncio.wait_for(protocol.capability(), self.timeout)
+        await self._bounded("CAPABILITY", protocol.capability(), self.timeout)
 
     async def _login(self) -> None:
         t = self.target
@@ -90,13 +195,16 @@ class ImapSession:
                 token = await self.tokens.token()
                 # aioimaplib logs the base64 SASL string at DEBUG: make the scrubber know it too
                 register_secret(b64encode(f"user={t.username}\1auth=Bearer {token}\1\1".encode()).decode())
-                response = await self._client.xoauth2(t.username, token)
+                response = await self._bounded("AUTHENTICATE", self._client.xoauth2(t.username, token))
             else:
                 password = t.password.value if t.password is not None else ""
-                response = await self._client.login(t.username, password)
+                response = await self._bounded("LOGIN", self._client.login(t.username, password))
         except CredentialError as exc:
             await self.close()
             raise ReceiveError(str(exc), reason="imap_credentials") from None
+        except ReceiveError:
+            await self.close()
+            raise
         except TimeoutError as exc:
             await self.close()
             # a refused XOAUTH2 token gets a continuation that aioimaplib never answers: it times out
@@ -110,6 +218,36 @@ class ImapSession:
             await self.close()
             raise ImapAuthError(f"login of {t.username} refused: {_text(response)}")
 
+    async def _bounded(self, what: str, coro: Any, timeout: float | None = None) -> Any:
+        """Await ``coro``, but stop as soon as the connection is gone (closed by the server, or by the
+        guard on data that is not IMAP): that is ``imap_protocol`` at once, not a timeout later.
+        ``timeout`` None leaves timing to aioimaplib's own per-command timeout."""
+        if self.lost.is_set():
+            coro.close()
+            raise self._lost_error(what)
+        task = asyncio.ensure_future(coro)
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            done, _ = await asyncio.wait({task, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)  # bounded: a library task may be slow to give up
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it (it may quote the server)
+        if lost in done:
+            raise self._lost_error(what)
+        raise TimeoutError(f"{what}: no answer within {timeout:g}s")
+
+    def _lost_error(self, what: str) -> ReceiveError:
+        protocol = getattr(self._client, "protocol", None)
+        why = getattr(protocol, "not_imap", None)
+        if why:
+            return ReceiveError(f"{what}: the server sent {why}", reason="imap_protocol")
+        return ReceiveError(f"{what}: connection closed by the server", reason="imap_protocol")
+
     def _connection_lost(self, _exc: Exception | None) -> None:
         self.lost.set()
         if self._on_lost is not None:
@@ -121,11 +259,8 @@ class ImapSession:
 
     # -- commands -----------------------------------------------------------------------------------------
     async def _run(self, what: str, coro: Any) -> Any:
-        if self.lost.is_set():
-            coro.close()
-            raise ReceiveError(f"{what}: connection lost", reason="imap_protocol")
         try:
-            response = await asyncio.wait_for(coro, self.timeout + 1)
+            response = await self._bounded(what, coro, self.timeout + 1)
         except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
             raise _translate(exc, what) from exc
         if response.result != "OK":
@@ -189,7 +324,7 @@ class ImapSession:
         True if the server reported a change (EXISTS/RECENT/FETCH/EXPUNGE)."""
         client = self._client
         try:
-            idle_task = await asyncio.wait_for(client.idle_start(timeout=max_wait + 60), self.timeout)
+            idle_task = await self._bounded("IDLE", client.idle_start(timeout=max_wait + 60), self.timeout)
         except (TimeoutError, aioimaplib.AioImapException) as exc:
             raise _translate(exc, "IDLE") from exc
         push = asyncio.ensure_future(client.wait_server_push(timeout=max_wait))
@@ -202,11 +337,13 @@ class ImapSession:
         lines: list[bytes] = []
         if push.done() and not push.cancelled() and push.exception() is None:
             lines = [bytes(x) for x in push.result() if isinstance(x, bytes | bytearray)]
-        if self.lost.is_set() or any(b"BYE" in line.upper()[:8] for line in lines):
+        if self.lost.is_set():
+            raise self._lost_error("IDLE")
+        if any(b"BYE" in line.upper()[:8] for line in lines):
             raise ReceiveError("the server closed the connection during IDLE", reason="imap_protocol")
         try:
             client.idle_done()
-            await asyncio.wait_for(idle_task, self.timeout)
+            await self._bounded("DONE", idle_task, self.timeout)
         except (TimeoutError, OSError, aioimaplib.AioImapException) as exc:
             raise _translate(exc, "DONE") from exc
         queue = client.protocol.idle_queue
@@ -245,7 +382,7 @@ def _translate(exc: BaseException, what: str) -> ReceiveError:
     while cur is not None and len(chain) < 10 and cur not in chain:
         chain.append(cur)
         cur = cur.__cause__ or cur.__context__
-    text = f"{what}: {exc or type(exc).__name__}"
+    text = f"{what}: {server_text(str(exc), 200) if str(exc) else type(exc).__name__}"  # may quote the server
     if any(isinstance(e, TimeoutError | aioimaplib.CommandTimeout) for e in chain):
         return ImapTimeout(f"{what}: no answer in time")
     if any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain):
@@ -258,8 +395,9 @@ def _translate(exc: BaseException, what: str) -> ReceiveError:
 
 
 def _text(response: Any) -> str:
-    lines = [bytes(x).decode("utf-8", "replace") for x in response.lines if isinstance(x, bytes | bytearray)]
-    return (lines[-1] if lines else "")[:200]
+    """The last line of a NO/BAD reply, as a server wrote it: capped and escaped."""
+    lines = [bytes(x) for x in response.lines if isinstance(x, bytes | bytearray)]
+    return server_text(lines[-1] if lines else b"", 200)
 
 
 def _ssl_version(transport: Any) -> str | None:

@@ -32,7 +32,7 @@ import structlog
 from probes.config import JUNK, TargetConfig
 from probes.credentials import TokenSource
 from probes.errors import ImapFolderError, ImapTimeout, ReceiveError
-from probes.imapconn import ImapSession, imap_context
+from probes.imapconn import ImapSession, imap_context, server_text
 from probes.imapparse import FetchItem, Folder, find_named, find_special
 from probes.message import TAG_HEADER, TOKEN_RE, parse_tag, tokens_in
 from probes.registry import Found, Registry
@@ -174,8 +174,8 @@ class MailboxWatcher:
         folders = await session.list_folders()
         folder = find_special(folders, spec) if spec.startswith("\\") else find_named(folders, spec)
         if folder is None:
-            raise ImapFolderError(f"mailbox {self.name}: no folder {spec!r} (have: "
-                                  f"{', '.join(x.display for x in folders)[:300]})")  # fmt: skip
+            names = server_text(", ".join(x.display for x in folders), 300)  # the server's names: capped, escaped
+            raise ImapFolderError(f"mailbox {self.name}: no folder {spec!r} (have: {names})")
         trash = None
         if self.target.cleanup == "trash":
             trash = find_special(folders, "\\Trash")

@@ -302,6 +302,12 @@ class ProbeMetrics:
         with self.lock:
             _inc(self.counters[CLEANUP_FAILURES], (mailbox,))
 
+    def last_outcomes(self) -> dict[str, str]:
+        """Probe → "delivered" or "failed" (lost, late or failed) for the probes that have run (for /health)."""
+        with self.lock:
+            ran = {key[0]: self.counters[SUCCESS].get(key, 0.0) for key, t in self.counters[LAST_RUN].items() if t}
+        return {probe: "delivered" if ok else "failed" for probe, ok in ran.items()}
+
     # -- persistence of the per-probe gauges --------------------------------------------------------------
     def dump(self) -> dict[str, dict[str, float]]:
         with self.lock:

@@ -37,7 +37,7 @@ from probes.message import DkimKey, build
 from probes.outcome import ProbeResult
 from probes.registry import Found, Pending, Registry
 from probes.send import Sender
-from probes.verdicts import judge, parse_headers
+from probes.verdicts import judge, parse_headers, receiver_domains
 
 log = structlog.get_logger(__name__)
 
@@ -141,7 +141,8 @@ class ProbeRunner:
             result.authserv_id, result.auth_source, result.spam_score = report.authserv_id, "autoresponder", \
                 report.spam_score  # fmt: skip
             return
-        verdict = judge(parse_headers(found.headers), target.authserv_id)
+        domains = receiver_domains(target.host, target.address)
+        verdict = judge(parse_headers(found.headers), target.authserv_id, domains)
         _set_auth(result, verdict.auth)
         result.authserv_id, result.auth_source = verdict.authserv_id, "receiver"
         spam = verdict.spam

@@ -110,9 +110,19 @@ class ProbeService:
         return self.metrics.collect()
 
     def health(self) -> Health:
-        """Degraded while a probe mailbox cannot be watched (the probes through it cannot succeed)."""
-        mailboxes = {w.name: bool(w.up) for w in self.parts.unique_watchers}
-        return Health(all(mailboxes.values()), {"mailboxes": mailboxes})
+        """For /health: degraded while a mailbox cannot be watched (mailpulse cannot see arrivals); each
+        probe's last outcome is shown but not judged (a lost probe is what the probes are there to find)."""
+        mailboxes: dict[str, dict[str, str]] = {}
+        for watcher in self.parts.unique_watchers:
+            error = watcher.error
+            entry = {"status": "ok" if watcher.up else ("down" if error is not None else "starting")}
+            if not watcher.up and error is not None:
+                entry["reason"] = error.reason  # a bounded enum, never the server's text
+            mailboxes[watcher.name] = entry
+        outcomes = self.metrics.last_outcomes()
+        probes = {p.name: outcomes.get(p.name, "pending") for p in self.config.probes}
+        ok = all(m["status"] != "down" for m in mailboxes.values())
+        return Health(ok, {"status": "ok" if ok else "degraded", "mailboxes": mailboxes, "probes": probes})
 
     async def run(self, stop: asyncio.Event) -> None:
         self._restore_pending()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from exporter.configtools import Node
-from exporter.feature import Context, Feature, Health, Part, Service
+from exporter.feature import ERROR, WARNING, Context, Feature, Finding, Health, Part, Service
+from exporter.preflight import whoami
 from exporter.queue import FAMILIES, QueueCollector
+
+QUEUE_CHECK_TIMEOUT = 15.0  # check-config must answer quickly even when postqueue hangs
 
 
 @dataclass(frozen=True)
@@ -56,4 +60,24 @@ class PostfixQueue(Feature[QueueConfig]):
         return (self.collector,)
 
     def health(self) -> Health:
-        return Health(bool(self.collector.up), {"up": bool(self.collector.up)})
+        ok, detail = self.collector.health()
+        return Health(ok, detail)
+
+    def preflight(self, config: QueueConfig) -> list[Finding]:
+        """Run one real queue collection, as the daemon would."""
+        collector = QueueCollector(config.config_dir, config.interval, min(config.timeout, QUEUE_CHECK_TIMEOUT),
+                                   (config.command,), log_failures=False)  # fmt: skip
+        if asyncio.run(collector.collect_once()):
+            return []
+        _, health = collector.health()
+        reason = str(health.get("reason", "failed"))
+        where = ".".join(self.section)
+        message = f"`{' '.join(collector.argv())}` failed ({reason}): {collector.last_detail}"
+        if reason == "permission":
+            message += (f". {whoami()} needs the postdrop group (SupplementaryGroups=postdrop; with "
+                        "NoNewPrivileges=yes postqueue's setgid bit is ignored)")  # fmt: skip
+            return [Finding(ERROR, where, message)]
+        if reason == "not_found":
+            return [Finding(ERROR, f"{where}.command", message)]
+        # timeout, a Postfix that is down ("mail system is down"): the daemon retries every interval
+        return [Finding(WARNING, where, message)]

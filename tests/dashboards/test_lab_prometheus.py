@@ -44,7 +44,7 @@ from tests.dashboards.promql import ALERTS_DIR, REPO, substitute_grafana
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
 
-RULE_FILES = sorted(p for p in ALERTS_DIR.glob("*.yml") if p.name != "alertmanager.example.yml")
+RULE_FILES = sorted(ALERTS_DIR.glob("*.yml"))
 FAILING_PROBE = "unreachable-to-remote"
 JUNK_PROBE = "junk-to-partner"
 # Panels that legitimately stay empty in the lab, and why. An entry whose panel does have data fails the

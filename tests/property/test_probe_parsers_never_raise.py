@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from probes.autoreply import parse_report
 from probes.imapparse import decode_mutf7, parse_fetch, parse_list
 from probes.message import make_tag, parse_tag, tokens_in
-from probes.verdicts import judge, parse_auth_results, parse_headers, summarize
+from probes.verdicts import RESULTS, judge, parse_auth_results, parse_headers, summarize
 
 KEY = b"0123456789abcdef0123456789abcdef"
 AR_ALPHABET = st.sampled_from(list('abcdefgijklmnoprstuvwxyz.=;()@ -_"\\\t\r\n0123456789')) | st.characters()
@@ -57,3 +57,28 @@ def test_no_tag_without_the_key(text: str, token: str) -> None:
     assert parse_tag(text, KEY) is None
     assert tokens_in(text, KEY) == []
     assert parse_tag(make_tag(KEY, token, "p", 1), KEY) is not None
+
+
+HEADER_NAMES = ["Received", "Authentication-Results", "ARC-Authentication-Results", "X-Spam-Status", "X-Spamd-Result",
+                "X-Rspamd-Queue-Id", "X-Forefront-Antispam-Report", "X-Microsoft-Antispam-Mailbox-Delivery",
+                "X-MS-Exchange-Organization-SCL", "X-Spam", "From"]  # fmt: skip
+FRAGMENTS = ["from mx.a.example (mx.a.example [192.0.2.1]) by mx.b.example with ESMTPS id 4Q1", "by gw with LMTP",
+             "from [127.0.0.1] (localhost [127.0.0.1])", "(unknown [", "mx.x.example; dkim=pass", "spf=fail;",
+             "=?utf-8?B?", "=?utf-8?Q?a=3Db?=", "?=", "=?x?", "DIR:OUT;", "DIR:INB;", "SFV:SPM;", "SCL:-1;",
+             "SCL:99999999999999999999;", "dest:J;", "OFR:SpamFilterAuthJ;", "default: True [1e308 / 15.00]",
+             "Yes, score=nan required=5", "4Q1", ";", " ", "\r\n\t", "\xff", "\x00", "é"]  # fmt: skip
+header_value = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=8), max_size=12).map("".join)
+header_block = st.lists(st.tuples(st.sampled_from(HEADER_NAMES), header_value), max_size=25)
+
+
+@settings(max_examples=300)
+@given(header_block, st.sampled_from([None, "*.x.example", "mx.[", "dmarc.icloud.com"]))
+def test_receiver_layouts_never_raise(block: list[tuple[str, str]], authserv_id: str | None) -> None:
+    """Any mix of Received lines, split or encoded Authentication-Results and spam headers gives a verdict with
+    known methods and bounded results only, never an exception."""
+    raw = "".join(f"{name}: {value.replace(chr(13), ' ').replace(chr(10), ' ')}\r\n" for name, value in block)
+    verdict = judge(parse_headers(raw.encode("utf-8", "surrogateescape") + b"\r\n"), authserv_id,
+                    frozenset({"x.example"}))  # fmt: skip
+    assert set(verdict.auth) <= {"dkim", "spf", "dmarc", "arc", "compauth"}
+    assert set(verdict.auth.values()) <= {*RESULTS, "other"}
+    assert verdict.spam.score is None or isinstance(verdict.spam.score, float)

@@ -115,7 +115,7 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("sources:\n  - name: postfix\n    path: /var/log/mail.log\n")
     out, err = io.StringIO(), io.StringIO()
-    assert 0 == main(["check-config", "-c", str(good)], out=out, err=err)
+    assert 0 == main(["check-config", "--config-only", "-c", str(good)], out=out, err=err)
     assert "OK" in out.getvalue()
     bad = tmp_path / "bad.yaml"
     bad.write_text("sources:\n  - name: postfix\n")

@@ -98,3 +98,31 @@ def test_tls(tmp_path: Path) -> None:
         assert b"mailpulse_build_info" in body
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/health", "/", "/nope"])
+def test_head_answers_like_get_without_a_body(plain: MetricsServer, path: str) -> None:
+    """HEAD on every path gets GET's status and Content-Length, and no body (it was 501 before)."""
+    import http.client
+
+    host, port = plain.address
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("GET", path)
+        got = conn.getresponse()
+        get_status, get_body = got.status, got.read()
+        conn.request("HEAD", path)  # same keep-alive connection: a stray body would corrupt the next reply
+        head = conn.getresponse()
+        head_body = head.read()
+        head_status, length = head.status, head.getheader("Content-Length")
+        conn.request("GET", path)
+        again = conn.getresponse()
+        again.read()
+    finally:
+        conn.close()
+    assert (get_status, b"") == (head_status, head_body)
+    assert get_status == again.status
+    if path != "/metrics":  # the exposition carries live numbers (scrape durations) and may change length
+        assert str(len(get_body)) == length
+    else:
+        assert int(length or 0) > 0
