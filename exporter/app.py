@@ -26,6 +26,7 @@ from exporter.http import MetricsServer
 from exporter.metrics.collector import MailpulseCollector, Part, SelfMetrics, make_registry
 from exporter.metrics.sources import SourcesAggregator
 from exporter.pipeline import Format, LinePipeline
+from exporter.preflight import check_state_dir
 from exporter.sources.files import DEFAULT_ROTATED_PATTERNS, FileSource
 from exporter.sources.journald import JournalSource
 
@@ -176,6 +177,12 @@ class App:
         except ConfigError as exc:
             self.self_metrics.reload_ok = 0
             log.error("config reload failed, keeping the running config", problems=exc.problems)
+            return
+        unusable = check_state_dir(config.state_dir)
+        if unusable:
+            # checked before anything is stopped: the running services and their state dir stay as they are
+            self.self_metrics.reload_ok = 0
+            log.error("config reload failed, keeping the running config", problems=[str(f) for f in unusable])
             return
         if (config.http.host, config.http.port) != (self.config.http.host, self.config.http.port):
             log.warning("http.listen changed: takes effect after a restart")

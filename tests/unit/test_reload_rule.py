@@ -73,3 +73,29 @@ async def test_counters_survive_removed_parts_leave_changed_parts_restart(tmp_pa
     finally:
         app.request_stop()
         assert 0 == await asyncio.wait_for(runner, 30)
+
+
+async def test_a_reload_to_an_unusable_state_dir_keeps_the_running_config(tmp_path: Path) -> None:
+    """A state_dir that cannot be created is refused like an invalid file: reload_successful 0, and the
+    running sources go on counting."""
+    (tmp_path / "a.log").write_text(QMGR.format(qid="A00000"))
+    config_path = tmp_path / "mailpulse.yaml"
+    write_config(config_path, tmp_path, ["a"], None, [])
+    app = App(load_config(str(config_path)), features())
+    get = app.registry.get_sample_value
+    runner = asyncio.create_task(app.run())
+    try:
+        await until(lambda: get("postfix_qmgr_messages_removed_total") == 1.0)
+        data = yaml.safe_load(config_path.read_text())
+        blocker = tmp_path / "a-file"
+        blocker.write_text("")
+        data["state_dir"] = str(blocker / "state")  # under a regular file: cannot be created, even by root
+        config_path.write_text(yaml.safe_dump(data))
+        app._reload.set()
+        await until(lambda: get("mailpulse_config_last_reload_successful") == 0.0)
+        with (tmp_path / "a.log").open("a") as fh:
+            fh.write(QMGR.format(qid="A00001"))
+        await until(lambda: get("postfix_qmgr_messages_removed_total") == 2.0)
+    finally:
+        app.request_stop()
+        assert 0 == await asyncio.wait_for(runner, 30)
