@@ -89,7 +89,7 @@ def parse_config(data: object, features: Sequence[AnyFeature], path: str = "<con
     root.insecure_files_ok = root.boolean("allow_insecure_secret_files", False)
     log = _log(root.child("log"))
     http = _http(root.child("http"))
-    state_dir = root.string("state_dir", "/var/lib/mailpulse")
+    state_dir = root.path_str("state_dir", "/var/lib/mailpulse")
     format_names = tuple(name for f in features for name in f.format_names)
     sources = root.list_of("sources", lambda node: _source(node, format_names))
     _unique([s.name for s in sources], "sources", problems)
@@ -169,15 +169,11 @@ def _http(node: Node) -> HttpConfig:
 def _source(node: Node, format_names: Sequence[str]) -> SourceConfig:
     name = node.string("name", pattern=NAME_RE)
     kind = node.string("type", "file", choices=("file", "journald"))
-    fmt = node.raw("format", "postfix")
-    formats = tuple(fmt) if isinstance(fmt, list) else (fmt,)
-    for f in formats:
-        if f not in format_names:
-            node.problem(f"must be one of {', '.join(format_names)} or a list of them (got {f!r})", "format")
+    formats = tuple(node.str_list("format", ["postfix"], choices=format_names))
     start_at = node.string("start_at", "end", choices=("end", "beginning"))
     poll = node.duration("poll_interval", 1.0, minimum=0.05)
     if kind == "file":
-        path = node.string("path")
+        path = node.path_str("path")
         patterns = tuple(node.str_list("rotated_patterns"))
         for i, p in enumerate(patterns):
             if "%s" not in p:
@@ -188,7 +184,7 @@ def _source(node: Node, format_names: Sequence[str]) -> SourceConfig:
     units = tuple(node.str_list("units"))
     matches = tuple(node.str_list("matches"))
     files = tuple(node.str_list("journal_files"))
-    directory = node.string("journal_directory", None)
+    directory = node.path_str("journal_directory", None)
     journalctl = node.string("journalctl", "journalctl")
     node.finish()
     return SourceConfig(name, kind, formats, start_at=start_at, poll_interval=poll, units=units,

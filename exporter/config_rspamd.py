@@ -44,9 +44,8 @@ def parse_rspamd(node: Node) -> RspamdConfig:
     symbols = tuple(dict.fromkeys(node.str_list("symbols", pattern=SYMBOL_RE)))
     if len(symbols) > MAX_SYMBOLS:
         node.problem(f"at most {MAX_SYMBOLS} symbols (got {len(symbols)})", "symbols")
-    antivirus: dict[str, str] = dict(ANTIVIRUS_SYMBOLS)
+    antivirus = node.str_map("antivirus", ANTIVIRUS_SYMBOLS)
     if node.has("antivirus"):
-        antivirus = node.str_map("antivirus")
         for symbol, scanner in antivirus.items():
             if not SYMBOL_RE.match(symbol):
                 node.problem(f"{symbol!r} is not a symbol name", f"antivirus.{symbol}")

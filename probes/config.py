@@ -7,7 +7,6 @@ docs/probes.md.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -258,12 +257,8 @@ def _login(node: Node) -> tuple[str | None, Secret | None, OAuth2Source | None]:
 
 
 def _file(node: Node, key: str, *, required: bool = False) -> str | None:
-    value = node.string(key) if required else node.string(key, None)
-    if not value:
-        return None
-    if not os.path.exists(value):
-        node.problem(f"{value}: no such file", key)
-    return str(value)
+    value = node.path_str(key, must_exist=True) if required else node.path_str(key, None, must_exist=True)
+    return value or None
 
 
 def _unique(node: Node, key: str, names: list[str]) -> None:

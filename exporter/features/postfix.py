@@ -37,7 +37,7 @@ class PostfixLogs(Feature[PostfixParserConfig]):
         instances = tuple(node.str_list("instances", ["postfix", "postfix-*"]))
         services = node.child("services")
         service_map = services.str_map("map")
-        allow = services.str_list("allow") if services.has("allow") else None
+        allow = services.str_list("allow", None)
         max_services = services.integer("max", 50, minimum=1, maximum=1000)
         services.finish()
         return PostfixParserConfig(

@@ -33,7 +33,7 @@ class PostfixQueue(Feature[QueueConfig]):
     def parse_config(self, node: Node) -> QueueConfig:
         return QueueConfig(
             enabled=node.boolean("enabled", False),
-            config_dir=node.string("config_dir", None),
+            config_dir=node.path_str("config_dir", None),
             interval=node.duration("interval", 30.0, minimum=1.0),
             timeout=node.duration("timeout", 60.0, minimum=1.0),
             command=node.string("command", "postqueue"),
