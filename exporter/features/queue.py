@@ -9,6 +9,17 @@ from exporter.configtools import Node
 from exporter.feature import Context, Feature, Health, Part, Service
 from exporter.queue import FAMILIES, QueueCollector
 
+# What the keys of ``postfix.queue:`` mean (docs/config.md is generated from this and parse_config below).
+KEY_DOCS: dict[str, str] = {
+    "postfix.queue": "Queue metrics from `postqueue -j`, listed on an interval.",
+    "postfix.queue.enabled": "Collect queue metrics.",
+    "postfix.queue.config_dir": "Postfix config directory (`postqueue -c DIR`); none means the default. A "
+    "non-default directory needs root or `alternate_config_directories` in the default main.cf.",
+    "postfix.queue.interval": "How often the queue is listed (never on a scrape: a large queue takes seconds).",
+    "postfix.queue.timeout": "Give up on a `postqueue` that takes longer.",
+    "postfix.queue.command": "The postqueue binary.",
+}
+
 
 @dataclass(frozen=True)
 class QueueConfig:
@@ -25,6 +36,7 @@ class PostfixQueue(Feature[QueueConfig]):
     section = ("postfix", "queue")
     families = FAMILIES
     standalone = True
+    key_docs = KEY_DOCS
 
     def __init__(self) -> None:
         # kept across reloads, so the error counters and the last snapshot survive a SIGHUP
