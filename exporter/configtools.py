@@ -8,6 +8,10 @@ reports all problems at once::
 
 Secrets (passwords, keys, tokens) come from ``<key>_file`` or ``<key>_env`` (or, discouraged, ``<key>``)
 and are held in :class:`Secret`, whose repr never shows the value.
+
+The readers are typed by their default (``string(key) -> str``, ``string(key, None) -> str | None``), so
+no ``Any`` reaches the config dataclasses. Given a :class:`Schema`, a node records every key it and its
+children read (type, default, constraints); docs/config.md is generated from that record.
 """
 
 from __future__ import annotations
@@ -23,6 +27,16 @@ from typing import Final, TypeVar, cast, overload
 
 T = TypeVar("T")
 
+
+class _Missing(enum.Enum):
+    """The type of "no default given": the key is required."""
+
+    MISSING = enum.auto()
+
+
+_MISSING: Final = _Missing.MISSING
+_EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
+_INDEX_RE = re.compile(r"\[\d+\]")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -107,17 +121,6 @@ class Schema:
         spec.required = spec.required and required
         if not required and default not in spec.defaults:
             spec.defaults.append(default)
-
-
-class _Missing(enum.Enum):
-    """The type of "no default given": the key is required."""
-
-    MISSING = enum.auto()
-
-
-_MISSING: Final = _Missing.MISSING
-_EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
-_INDEX_RE = re.compile(r"\[\d+\]")
 
 
 class Node:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import assert_type
 
 import pytest
 import yaml
@@ -113,6 +114,21 @@ def test_schema_names_list_items_and_merges_their_defaults() -> None:
     assert "| `probes.routes[].password` | secret: `password_file`, `password_env` or `password` | none |" in (
         docsgen._config_row(schema.keys["probes.routes[].password"], "x")
     )
+
+
+def test_readers_are_typed_by_their_default() -> None:
+    """A required key reads as its type, a key with a None default as optional (mypy checks the types)."""
+    node = Node({"s": "x", "n": 3, "d": "5m", "b": True, "l": "one", "m": {"k": 1}}, "", [])
+    assert "x" == assert_type(node.string("s"), str)
+    assert None is assert_type(node.string("absent", None), str | None)
+    assert 3 == assert_type(node.integer("n"), int)
+    assert 300.0 == assert_type(node.duration("d"), float)
+    assert assert_type(node.boolean("b"), bool)
+    assert ["one"] == assert_type(node.str_list("l"), list[str])
+    assert None is assert_type(node.str_list("absent_list", None), list[str] | None)
+    assert {"k": "1"} == assert_type(node.str_map("m"), dict[str, str])
+    assert None is assert_type(node.path_str("absent_path", None), str | None)
+    assert [] == node.problems
 
 
 def test_without_a_schema_nothing_is_recorded() -> None:
