@@ -13,10 +13,53 @@ from typing import Any, cast
 
 import yaml
 
-from exporter.configtools import NAME_RE, ConfigError, Node, Secret, parse_listen
+from exporter.configtools import NAME_RE, ConfigError, Node, Schema, Secret, parse_listen
 from exporter.feature import AnyFeature, C, Feature
 
 EX_CONFIG = 78  # sysexits.h: configuration error; the systemd unit does not restart on it
+
+# What the kernel's keys mean, in the order of docs/config.md (generated from this and the readers below;
+# a test fails when a key read below has no entry here, or an entry names a key nobody reads).
+KEY_DOCS: dict[str, str] = {
+    "log": "mailpulse's own log.",
+    "log.level": "The lowest level logged.",
+    "log.format": "`console` (for humans) or `json` (one object per line).",
+    "http": "The HTTP endpoint that serves `/metrics` and `/health`.",
+    "http.listen": "Address of `/metrics` and `/health`: `host:port`, `[::1]:port`, or `:port` for all addresses. "
+    "9947 is provisional: the Prometheus port registry's 9100-9999 range is full, and a 10000+ number will be "
+    "registered before the first release.",
+    "http.tls": "Serve HTTPS (TLS 1.2 or later) instead of HTTP; needs both `cert_file` and `key_file`.",
+    "http.tls.cert_file": "The certificate chain (PEM).",
+    "http.tls.key_file": "Its private key (PEM).",
+    "http.basic_auth": "Require HTTP basic auth for `/metrics` (`/health` stays open and reveals only up/down per "
+    "part and bounded reasons, see [/health](#health)).",
+    "http.basic_auth.username": "The user name Prometheus sends.",
+    "http.basic_auth.password": "Its password.",
+    "state_dir": "Log positions (offsets), journald cursors and probe state.",
+    "sources": "The logs to follow. At least one is required unless the queue or probes give mailpulse "
+    "something to do.",
+    "sources[].name": "Unique; the `source` label.",
+    "sources[].type": "`file` (a log file, followed across rotations: see "
+    "[positions and rotation](#log-files-positions-and-rotation)) or `journald` (`journalctl -f -o json`).",
+    "sources[].format": "The format of its lines; a list of formats for a mixed syslog file (each line goes to "
+    "the first format that recognises its program).",
+    "sources[].start_at": "Where to begin when there is no saved position (offset or cursor) yet, or it is "
+    "corrupt: `end` (only new lines) or `beginning`.",
+    "sources[].poll_interval": "Files: how often the file is checked for new lines (journald streams).",
+    "sources[].path": "Files (required there): the log file.",
+    "sources[].rotated_patterns": "Files: extra glob patterns, with `%s` for the file name, where the rotated "
+    "file can be found. Built in: `%s.0`, `%s.1`, `%s.1.gz`, `%s-YYYYMMDD[.gz]`, `%s-YYYYMMDD-NNNNNNNNNN[.gz]`, "
+    "`%s.YYYY-MM-DD` and Postfix's own `%s.YYYYMMDD-HHMMSS[.gz]`; a rotated file is recognised by its inode or, "
+    "compressed or copied, by its first bytes.",
+    "sources[].units": "journald: systemd units to follow (`--unit`), e.g. `postfix@-.service`, `rspamd.service`.",
+    "sources[].matches": "journald: extra journalctl matches, e.g. `SYSLOG_FACILITY=2`.",
+    "sources[].journal_files": "journald: read these journal files instead of the system journal (`--file`).",
+    "sources[].journal_directory": "journald: read the journal in this directory instead of the system journal "
+    "(`--directory`).",
+    "sources[].journalctl": "journald: the journalctl binary.",
+    "debug_unparsed_lines": "Log unrecognised lines at debug level (a few per batch) to find new shapes.",
+    "allow_insecure_secret_files": "Accept secret files readable by group or others.",
+}
 
 
 @dataclass(frozen=True)
@@ -105,14 +148,16 @@ def yaml_error(exc: yaml.YAMLError) -> str:
     return f"at {at(pmark)}: {problem}" + (f" ({context} at {at(cmark)})" if context and cmark else "")
 
 
-def parse_config(data: object, features: Sequence[AnyFeature], path: str = "<config>") -> Config:
-    """Validate a loaded YAML document: the kernel's keys, then each feature's section."""
+def parse_config(data: object, features: Sequence[AnyFeature], path: str = "<config>", *,
+                 schema: Schema | None = None) -> Config:  # fmt: skip
+    """Validate a loaded YAML document: the kernel's keys, then each feature's section. With ``schema``,
+    every key read is recorded in it (docs/config.md is generated so)."""
     problems: list[str] = []
-    root = Node(data, "", problems)
+    root = Node(data, "", problems, schema=schema)
     root.insecure_files_ok = root.boolean("allow_insecure_secret_files", False)
     log = _log(root.child("log"))
     http = _http(root.child("http"))
-    state_dir = root.string("state_dir", "/var/lib/mailpulse")
+    state_dir = root.path_str("state_dir", "/var/lib/mailpulse")
     format_names = tuple(name for f in features for name in f.format_names)
     sources = root.list_of("sources", lambda node: _source(node, format_names))
     _unique([s.name for s in sources], "sources", problems)
@@ -192,15 +237,11 @@ def _http(node: Node) -> HttpConfig:
 def _source(node: Node, format_names: Sequence[str]) -> SourceConfig:
     name = node.string("name", pattern=NAME_RE)
     kind = node.string("type", "file", choices=("file", "journald"))
-    fmt = node.raw("format", "postfix")
-    formats = tuple(fmt) if isinstance(fmt, list) else (fmt,)
-    for f in formats:
-        if f not in format_names:
-            node.problem(f"must be one of {', '.join(format_names)} or a list of them (got {f!r})", "format")
+    formats = tuple(node.str_list("format", ["postfix"], choices=format_names))
     start_at = node.string("start_at", "end", choices=("end", "beginning"))
     poll = node.duration("poll_interval", 1.0, minimum=0.05)
     if kind == "file":
-        path = node.string("path")
+        path = node.path_str("path")
         patterns = tuple(node.str_list("rotated_patterns"))
         for i, p in enumerate(patterns):
             if "%s" not in p:
@@ -211,7 +252,7 @@ def _source(node: Node, format_names: Sequence[str]) -> SourceConfig:
     units = tuple(node.str_list("units"))
     matches = tuple(node.str_list("matches"))
     files = tuple(node.str_list("journal_files"))
-    directory = node.string("journal_directory", None)
+    directory = node.path_str("journal_directory", None)
     journalctl = node.string("journalctl", "journalctl")
     node.finish()
     return SourceConfig(name, kind, formats, start_at=start_at, poll_interval=poll, units=units,

@@ -23,6 +23,24 @@ DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[
 LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 MAX_SYMBOLS = 200  # each symbol is a series and a substring search per scan
 
+# What the keys of ``rspamd:`` mean (docs/config.md is generated from this and parse_rspamd below).
+KEY_DOCS: dict[str, str] = {
+    "rspamd": "Which label values the rspamd metrics may carry; every key is optional. How the metrics "
+    "read rspamd's log: [rspamd.md](rspamd.md).",
+    "rspamd.signing_domains": "DKIM signing domains that get their own `domain` label value in "
+    '`mailpulse_rspamd_dkim_signatures_total` (pre-created at 0, so "signing stopped" can alert); every '
+    "other domain is `other`. Compared in lower case.",
+    "rspamd.symbols": f"rspamd symbols counted in `mailpulse_rspamd_symbol_hits_total` (an allowlist, "
+    f"pre-created at 0; rspamd has ~550 symbols), at most {MAX_SYMBOLS}. Each one costs a substring search "
+    "per scan: keep the list to what you alert on.",
+    "rspamd.antivirus": "Antivirus symbol → `scanner` label (matching `[a-z0-9_]+`). A scan with the symbol is "
+    "a detection, with `<symbol>_FAIL` a scanner failure. Set it when your antivirus rules use other symbol "
+    "names; the default lists the scanners rspamd ships.",
+    "rspamd.forced_modules": "Site-specific modules that force actions (custom prefilters, multimap rule "
+    "names) and keep their name in the `module` label of `mailpulse_rspamd_forced_actions_total`, as "
+    "rspamd's own modules do.",
+}
+
 
 @dataclass(frozen=True)
 class RspamdConfig:
@@ -44,9 +62,8 @@ def parse_rspamd(node: Node) -> RspamdConfig:
     symbols = tuple(dict.fromkeys(node.str_list("symbols", pattern=SYMBOL_RE)))
     if len(symbols) > MAX_SYMBOLS:
         node.problem(f"at most {MAX_SYMBOLS} symbols (got {len(symbols)})", "symbols")
-    antivirus: dict[str, str] = dict(ANTIVIRUS_SYMBOLS)
+    antivirus = node.str_map("antivirus", ANTIVIRUS_SYMBOLS)
     if node.has("antivirus"):
-        antivirus = node.str_map("antivirus")
         for symbol, scanner in antivirus.items():
             if not SYMBOL_RE.match(symbol):
                 node.problem(f"{symbol!r} is not a symbol name", f"antivirus.{symbol}")

@@ -26,6 +26,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
 
 from exporter.configtools import Node
@@ -117,6 +118,9 @@ class Feature(ABC, Generic[C]):
     format_names: tuple[str, ...] = ()
     #: True when the feature alone gives the daemon something to do (no log source needed).
     standalone: bool = False
+    #: What each key of its section means, by key path with list items as ``[]`` (``probes.routes[].host``),
+    #: in the order docs/config.md lists them. A test holds it to the keys the section's reader reads.
+    key_docs: Mapping[str, str] = MappingProxyType({})
 
     @abstractmethod
     def parse_config(self, node: Node) -> C:

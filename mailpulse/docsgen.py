@@ -1,4 +1,5 @@
-"""``python -m mailpulse.docsgen [--check]``: docs/metrics.md for every feature mailpulse ships."""
+"""``python -m mailpulse.docsgen [--check]``: docs/metrics.md, the key tables of docs/config.md and the
+features table of docs/architecture.md, for every feature mailpulse ships."""
 
 from __future__ import annotations
 

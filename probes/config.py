@@ -7,7 +7,6 @@ docs/probes.md.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -24,6 +23,105 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,76}$")
 # Gmail keeps a message while any label is left: deleting it from INBOX only removes the label, so
 # probes are moved to \Trash there. Everyone else expunges by UID.
 DEFAULT_CLEANUP = {"gmail": "trash"}
+
+
+# What the keys of ``probes:`` mean, in the order of docs/config.md (generated from this and the readers
+# below). docs/probes.md is the guide; these are one-line reminders that link to it.
+KEY_DOCS: dict[str, str] = {
+    "probes": "End-to-end delivery probes: routes (how to send), targets (where to look) and probes (a route "
+    "to a target, on a schedule). The guide is [probes.md](probes.md); Gmail, Microsoft 365, Yahoo and "
+    "Dovecot in [probe-providers.md](probe-providers.md). Absent: no probes.",
+    "probes.secret": "HMAC key (at least 16 characters) that signs the probe tag: nobody without it can make "
+    "mailpulse count or delete a message.",
+    "probes.dns": "The resolver of mailpulse's own DKIM check of received probes.",
+    "probes.dns.nameservers": "Name server addresses; empty: the system resolver (/etc/resolv.conf).",
+    "probes.dns.port": "Their port.",
+    "probes.dns.timeout": "Per query.",
+    "probes.sweep_interval": "How often the mailboxes are swept of our stale probes, those older than the late "
+    "window ([cleanup](probes.md#cleanup)).",
+    "probes.routes": "How probes are sent: one SMTP server and login each.",
+    "probes.routes[].name": "Unique; the `route` label.",
+    "probes.routes[].host": "The SMTP server.",
+    "probes.routes[].port": "Its port: 587 or 25 with `starttls`, 465 with `implicit`.",
+    "probes.routes[].tls": "`implicit` (TLS from the first byte) or `starttls` (required: a server that does not "
+    "offer it fails the probe with reason `tls`); never opportunistic.",
+    "probes.routes[].ca_file": "A private CA (PEM); certificates are always verified, against the system store "
+    "without it.",
+    "probes.routes[].username": "SASL login (PLAIN, LOGIN, CRAM-MD5), with a password or `xoauth2`. A route "
+    "authenticates with one of a password, `xoauth2`, a client certificate, or nothing (a relay that trusts "
+    "your address).",
+    "probes.routes[].password": "The SASL password.",
+    "probes.routes[].xoauth2": "An XOAUTH2 access token instead of a password: exactly one of `token_file` and "
+    "`token_command`. mailpulse runs no OAuth flow ([probes.md](probes.md#configuration), "
+    "[probe-providers.md](probe-providers.md)).",
+    "probes.routes[].xoauth2.token_file": "A file holding a current access token, read at every login; another "
+    "tool keeps it fresh (a timer and an atomic rename).",
+    "probes.routes[].xoauth2.token_command": "An argv whose stdout is the token.",
+    "probes.routes[].xoauth2.cache": "How long a command's token is reused (a token the server refuses is "
+    "dropped at once).",
+    "probes.routes[].xoauth2.timeout": "Time limit of the token command.",
+    "probes.routes[].client_cert": "A TLS client certificate (PEM) instead of SASL; goes with `client_key`.",
+    "probes.routes[].client_key": "Its private key (PEM).",
+    "probes.routes[].mail_from": "Envelope sender and From:, the same on every run (a changing envelope "
+    "re-triggers greylisting).",
+    "probes.routes[].helo": "The EHLO name; default: this host's FQDN.",
+    "probes.routes[].timeout": "Per SMTP command.",
+    "probes.routes[].connect_timeout": "To connect.",
+    "probes.routes[].dkim": "Sign probes with mailpulse's own DKIM key (dkimpy, relaxed/relaxed, From "
+    "oversigned), e.g. on a relay path that does not sign.",
+    "probes.routes[].dkim.domain": "The signing domain (`d=`).",
+    "probes.routes[].dkim.selector": "The selector (`s=`).",
+    "probes.routes[].dkim.key_file": "The private key (PEM).",
+    "probes.targets": "Where probes are looked for: a mailbox read over IMAP, one connection per watched folder "
+    "([receiving](probes.md#receiving)).",
+    "probes.targets[].name": "Unique; the `target` label.",
+    "probes.targets[].kind": "`imap`: the probe goes to `address` and is found in this mailbox; `autoresponder`: "
+    "`address` is a verifier that mails back a report, which lands in this mailbox "
+    "([autoresponder targets](probes.md#autoresponder-targets)).",
+    "probes.targets[].address": "RCPT TO of the probe.",
+    "probes.targets[].host": "The IMAP server.",
+    "probes.targets[].tls": "`implicit` or `starttls`.",
+    "probes.targets[].port": "Its port; default 993 with `tls: implicit`, 143 with `starttls`.",
+    "probes.targets[].ca_file": "A private CA (PEM).",
+    "probes.targets[].username": "The IMAP login (required), with a password or `xoauth2`. Targets that share a "
+    "login share one watcher and the first target's IMAP settings.",
+    "probes.targets[].password": "The IMAP password.",
+    "probes.targets[].xoauth2": "An XOAUTH2 access token instead of a password: exactly one of `token_file` and "
+    "`token_command`. mailpulse runs no OAuth flow ([probes.md](probes.md#configuration), "
+    "[probe-providers.md](probe-providers.md)).",
+    "probes.targets[].xoauth2.token_file": "A file holding a current access token, read at every login; another "
+    "tool keeps it fresh (a timer and an atomic rename).",
+    "probes.targets[].xoauth2.token_command": "An argv whose stdout is the token.",
+    "probes.targets[].xoauth2.cache": "How long a command's token is reused (a token the server refuses is "
+    "dropped at once).",
+    "probes.targets[].xoauth2.timeout": "Time limit of the token command.",
+    "probes.targets[].provider": "Who runs the mailbox ([probe-providers.md](probe-providers.md)): the "
+    "`provider` label of `mailpulse_probe_info`, and the `cleanup` default.",
+    "probes.targets[].folders": "Folders watched, by name or SPECIAL-USE attribute (`\\Junk`, resolved per server).",
+    "probes.targets[].cleanup": "What becomes of a found probe: `delete` (by UID), `trash` (moved to `\\Trash`; "
+    "the default for `gmail`, where deleting from INBOX only removes a label) or `keep`.",
+    "probes.targets[].authserv_id": "Only trust Authentication-Results headers with this authserv-id (a shell "
+    "pattern such as `*.messagingengine.com`); default: the topmost one.",
+    "probes.targets[].watch": "`idle` (falls back to polling when the server has no IDLE) or `poll`.",
+    "probes.targets[].poll_interval": "Polling: how often NOOP and a scan are sent.",
+    "probes.targets[].idle_refresh": "IDLE is re-issued this often (servers drop idle clients after about 30 minutes).",
+    "probes.targets[].timeout": "Per IMAP command.",
+    "probes.targets[].max_fetch_bytes": "Bigger matches are judged by their headers only.",
+    "probes.probes": "What runs: a route to a target, on a schedule.",
+    "probes.probes[].name": "Unique; the `probe` label.",
+    "probes.probes[].route": "The `name` of a route.",
+    "probes.probes[].target": "The `name` of a target.",
+    "probes.probes[].interval": "How often it runs. A run never overlaps itself: a tick that finds the previous "
+    "run still waiting is skipped ([choosing times](probes.md#configuration)).",
+    "probes.probes[].jitter": "A random shift of each run, smaller than `interval`.",
+    "probes.probes[].deadline": "From the route's 250 reply to arrival; a probe not found by then is lost. Keep "
+    "it below `interval`.",
+    "probes.probes[].late_window": "Arrivals until then are counted late and cleaned up; at least `deadline`, by "
+    "default the longer of 1h and `deadline`.",
+    "probes.probes[].headers": "Extra headers (`{X-Name: value}`), for tests of the filters on the way (rare); "
+    "mailpulse's own headers cannot be set.",
+    "probes.probes[].body_lines": "Extra body lines, idem.",
+}
 
 
 @dataclass(frozen=True)
@@ -259,12 +357,8 @@ def _login(node: Node) -> tuple[str | None, Secret | None, OAuth2Source | None]:
 
 
 def _file(node: Node, key: str, *, required: bool = False) -> str | None:
-    value = node.string(key) if required else node.string(key, None)
-    if not value:
-        return None
-    if not os.path.exists(value):
-        node.problem(f"{value}: no such file", key)
-    return str(value)
+    value = node.path_str(key, must_exist=True) if required else node.path_str(key, None, must_exist=True)
+    return value or None
 
 
 def _unique(node: Node, key: str, names: list[str]) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from exporter.configtools import Node
 from exporter.feature import CommandIO, CommandRunner, Context, Feature, Health, Part, Service
-from probes.config import ProbesConfig, parse_probes
+from probes.config import KEY_DOCS, ProbesConfig, parse_probes
 from probes.metrics import FAMILIES, ProbeMetrics
 from probes.service import ProbeService
 
@@ -34,6 +34,7 @@ class Probes(Feature[ProbesConfig | None]):
     section = ("probes",)
     families = FAMILIES
     standalone = True
+    key_docs = KEY_DOCS
 
     def __init__(self) -> None:
         self._metrics: ProbeMetrics | None = None

@@ -16,6 +16,32 @@ from parsers.syslog import split_line
 
 LABEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
+# What the keys of ``postfix:`` mean (docs/config.md is generated from this and parse_config below).
+KEY_DOCS: dict[str, str] = {
+    "postfix": "How Postfix logs are read: which program tags are Postfix, service names, and site rules "
+    "for reply and relay classes. Absent: the defaults.",
+    "postfix.instances": "First elements of program tags that are Postfix (`syslog_name`), exact or shell "
+    "patterns. Add e.g. `amavisd` if a Postfix smtpd logs under that name.",
+    "postfix.services": "The `service` label: the part of the tag between the instance and the daemon "
+    "(`postfix/submission/smtpd` → `submission`), the daemon itself when there is none (`postfix/smtpd` → "
+    "`smtpd`), and the instance for multi-instance setups (`postfix-out/smtp` → `postfix-out`).",
+    "postfix.services.map": "Rename services, e.g. `{postfix-out: outbound}`.",
+    "postfix.services.allow": "If set, only these services get their own label value; the rest are `other`.",
+    "postfix.services.max": "At most this many distinct service values; later ones are `other`.",
+    "postfix.reject_reasons": "Extra rules tried, in order, before the built-in ones on reject replies.",
+    "postfix.reject_reasons[].pattern": "Searched in the reply text.",
+    "postfix.reject_reasons[].reason": "The `reason` of a matching reject: one of the reject reasons in "
+    "[metrics.md](metrics.md#label-values).",
+    "postfix.delivery_reasons": "The same for deferred and bounced delivery replies.",
+    "postfix.delivery_reasons[].pattern": "Searched in the remote server's reply.",
+    "postfix.delivery_reasons[].reason": "The `reason` of a matching delivery failure: one of the delivery "
+    "failure reasons in [metrics.md](metrics.md#label-values).",
+    "postfix.relay_classes": "Rules on the relay host name, tried before the built-in classes (`none`, `local`, "
+    "`socket`, `loopback`, `private`, `remote`).",
+    "postfix.relay_classes[].pattern": "Searched in the relay host name, e.g. `(google|googlemail)\\.com$`.",
+    "postfix.relay_classes[].class": "The `relay_class` of a matching relay, e.g. `google`.",
+}
+
 
 def postfix_timestamp(line: str) -> str | None:
     parts = split_line(line)
@@ -28,6 +54,7 @@ class PostfixLogs(Feature[PostfixParserConfig]):
     section = ("postfix",)
     families = FAMILIES
     format_names = ("postfix",)
+    key_docs = KEY_DOCS
 
     def __init__(self) -> None:
         # one aggregator for the life of the process: counters survive reloads
@@ -37,7 +64,7 @@ class PostfixLogs(Feature[PostfixParserConfig]):
         instances = tuple(node.str_list("instances", ["postfix", "postfix-*"]))
         services = node.child("services")
         service_map = services.str_map("map")
-        allow = services.str_list("allow") if services.has("allow") else None
+        allow = services.str_list("allow", None)
         max_services = services.integer("max", 50, minimum=1, maximum=1000)
         services.finish()
         return PostfixParserConfig(

@@ -13,6 +13,17 @@ from exporter.queue import FAMILIES, QueueCollector
 
 QUEUE_CHECK_TIMEOUT = 15.0  # check-config must answer quickly even when postqueue hangs
 
+# What the keys of ``postfix.queue:`` mean (docs/config.md is generated from this and parse_config below).
+KEY_DOCS: dict[str, str] = {
+    "postfix.queue": "Queue metrics from `postqueue -j`, listed on an interval.",
+    "postfix.queue.enabled": "Collect queue metrics.",
+    "postfix.queue.config_dir": "Postfix config directory (`postqueue -c DIR`); none means the default. A "
+    "non-default directory needs root or `alternate_config_directories` in the default main.cf.",
+    "postfix.queue.interval": "How often the queue is listed (never on a scrape: a large queue takes seconds).",
+    "postfix.queue.timeout": "Give up on a `postqueue` that takes longer.",
+    "postfix.queue.command": "The postqueue binary.",
+}
+
 
 @dataclass(frozen=True)
 class QueueConfig:
@@ -29,6 +40,7 @@ class PostfixQueue(Feature[QueueConfig]):
     section = ("postfix", "queue")
     families = FAMILIES
     standalone = True
+    key_docs = KEY_DOCS
 
     def __init__(self) -> None:
         # kept across reloads, so the error counters and the last snapshot survive a SIGHUP
@@ -37,7 +49,7 @@ class PostfixQueue(Feature[QueueConfig]):
     def parse_config(self, node: Node) -> QueueConfig:
         return QueueConfig(
             enabled=node.boolean("enabled", False),
-            config_dir=node.string("config_dir", None),
+            config_dir=node.path_str("config_dir", None),
             interval=node.duration("interval", 30.0, minimum=1.0),
             timeout=node.duration("timeout", 60.0, minimum=1.0),
             command=node.string("command", "postqueue"),

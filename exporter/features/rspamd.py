@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from exporter.config_rspamd import RspamdConfig, parse_rspamd
+from exporter.config_rspamd import KEY_DOCS, RspamdConfig, parse_rspamd
 from exporter.configtools import Node
 from exporter.feature import Feature, Part
 from exporter.metrics.rspamd import FAMILIES, RspamdAggregator
@@ -18,6 +18,7 @@ class RspamdLogs(Feature[RspamdConfig]):
     section = ("rspamd",)
     families = FAMILIES
     format_names = ("rspamd",)
+    key_docs = KEY_DOCS
 
     def __init__(self) -> None:
         self.aggregator = RspamdAggregator(RspamdConfig())
