@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 
+from parsers.numbers import MAX_BYTES, MAX_MILLISECONDS, decimal, score, uint
 from parsers.rspamd.events import RspamdScan, action_name
 from parsers.rspamd.symbols import auth_results
 
@@ -47,16 +48,16 @@ def scan_from_parts(ts: str, tag: str, head: str, verdict: str, rest: str) -> Rs
     size_text, sep3, fields = tail.partition(", time: ")
     if not (sep and sep2 and sep3):
         return None
-    try:
-        score = float(scores.partition("/")[0])
-        size = int(size_text)
-        seconds = float(fields.partition("ms")[0]) * 0.001
-    except ValueError:
-        return None
+    value = score(scores.partition("/")[0])
+    size = uint(size_text, MAX_BYTES)
+    ms = decimal(fields.partition("ms")[0], MAX_MILLISECONDS)
+    if value is None or size is None or ms is None:
+        return None  # the general reader decides: score required, len and time optional
     action = _FLAG_ACTIONS.get(flag_action)
     if action is None:
         action = action_name(flag_action[3:])
-    return RspamdScan(ts, tag, action, score, size, seconds, symbols, auth_results(symbols), True, verdict, head, tail)
+    seconds = ms * 0.001
+    return RspamdScan(ts, tag, action, value, size, seconds, symbols, auth_results(symbols), True, verdict, head, tail)
 
 
 def parse_verdict(ts: str, tag: str, text: str) -> RspamdScan | None:
@@ -88,9 +89,8 @@ def _custom(ts: str, tag: str, head: str, rest: str) -> RspamdScan | None:
     action_text, sep, scores = verdict[3:].partition("): [")
     if not sep or verdict[1:3] != " (":
         return None
-    try:
-        score = float(scores.partition("/")[0])
-    except ValueError:
+    value = score(scores.partition("/")[0])
+    if value is None:  # unreadable, inf or out of range: not a verdict we can count
         return None
     # The symbol list ends at the last "]), " (other fields may come first: "]), groups: [...], len: ...").
     # No end at all: the line was cut inside the list (8 KiB log buffer).
@@ -98,19 +98,16 @@ def _custom(ts: str, tag: str, head: str, rest: str) -> RspamdScan | None:
     complete = bool(sep)
     if not sep:
         symbols, tail = rest, ""
-    size_text = _field(tail, "len: ")
-    size = int(size_text) if size_text.isdigit() else -1
-    try:
-        seconds = float(_field(tail, "time: ").partition("ms")[0]) * 0.001
-    except ValueError:
-        seconds = _NAN
+    # optional fields: absent, unreadable or out of range, they are unknown (-1, nan)
+    size = uint(_field(tail, "len: "), MAX_BYTES)
+    ms = decimal(_field(tail, "time: ").partition("ms")[0], MAX_MILLISECONDS)
     return RspamdScan(
         ts,
         tag,
         action_name(action_text),
-        score,
-        size,
-        seconds,
+        value,
+        -1 if size is None else size,
+        _NAN if ms is None else ms * 0.001,
         symbols,
         auth_results(symbols),
         complete,
