@@ -306,7 +306,7 @@ class Scraper(threading.Thread):
         self.phase.scrapes += 1
         try:
             with urllib.request.urlopen(self.url, timeout=10) as resp:
-                text = resp.read().decode()
+                text: str = resp.read().decode()
             line_counts(text)  # must parse
         except Exception as exc:  # any failure is a failed scrape, counted
             self.phase.scrapes_failed += 1
