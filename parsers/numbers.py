@@ -1,32 +1,39 @@
-"""Reading numbers from log text: plain ASCII digits only, each within a bound.
+"""Reading numbers from log text: ASCII only, each within a bound.
 
-Every number a parser takes from a log line goes through one of these helpers, because the obvious
+Every number a parser takes from a log line goes through one of these helpers (or, on the two hottest
+paths, the same checks written inline: Postfix's delivery line, rspamd's verdict line), because the obvious
 builtins are wrong for log text written by anyone who can call ``logger``:
 
 * ``str.isdigit`` is True for ``²`` (superscript two) and U+0661 (Arabic-Indic one); ``int("²")`` then
-  raises, and ``int``/``float`` accept Arabic-Indic digits, ``1_000``, ``" 12 "``, ``inf``, ``nan`` and
-  ``1e999``;
+  raises, and ``int``/``float`` accept Arabic-Indic and fullwidth digits, ``inf``, ``nan`` and ``1e999``;
 * an integer of 400 digits is a valid ``int`` that no float can hold: counted into a metric, it made
   every later scrape fail (``OverflowError``), so one line broke ``/metrics`` for good.
 
-The rule (docs/architecture.md, "Numbers"): a number is read only if it is plain ASCII (digits, and for
-decimals one ``.``; a leading ``-`` where the field is signed) and within the bound the caller gives.
-Anything else is *unreadable*, exactly like a field with letters in it: a line whose required number is
-unreadable is ``Unparsed`` (counted, so the damage shows), an optional field that is unreadable is treated
-as absent. The helpers return None for unreadable and never raise.
+The rule (docs/architecture.md, "Numbers"):
+
+* an integer is read only if it is plain ASCII digits (at most 32 of them) and within the caller's bound;
+* a decimal only if it is ASCII, ``float()`` reads it, and the value is finite and within the bound
+  (non-negative unless the field is signed). So never inf, nan, another script's digits or a number too
+  big for a float; float's own ASCII spellings (``1e3``, ``1_000``, surrounding blanks) are read as the
+  numbers they are: they cannot break anything, and checking every character costs 10 % on the rspamd
+  verdict path (measured with callgrind).
+
+Anything else is *unreadable*, exactly like a field with letters in it: out of range is the same as
+unreadable. A line whose required number is unreadable is ``Unparsed`` (counted, so the damage shows), an
+optional field that is unreadable is treated as absent. The helpers return None for unreadable and never
+raise.
 """
 
 from __future__ import annotations
 
-# Bounds, generous for real logs and small enough that any sum of them stays an exact, finite float.
+# Bounds, generous for real logs and small enough that any sum of them stays a finite float. The float
+# bounds are floats: CPython compares a float with a multi-digit int the slow way.
 MAX_COUNT = 10**12  # things counted by a daemon: messages, recipients, connections, ranks, cache entries
 MAX_BYTES = 10**15  # a message size: 1 PB
 MAX_SECONDS = 1e9  # a delay or duration: 31 years
-MAX_MILLISECONDS = 10**12  # the same in ms
-MAX_SCORE = 10**9  # the absolute value of a spam score
+MAX_MILLISECONDS = 1e12  # the same in ms
+MAX_SCORE = 1e9  # the absolute value of a spam score
 
-_DECIMAL = "0123456789."
-_DECIMALS = "0123456789./"
 _MAX_LEN = 32  # longer text is no number a mail daemon writes; int() on it is not free either
 
 
@@ -45,39 +52,43 @@ def uint(text: str, limit: int) -> int | None:
 
 
 def decimal(text: str, limit: float) -> float | None:
-    """``text`` as a non-negative decimal (``12``, ``0.03``, ``.5``, ``12.``): ASCII digits and at most one
-    ``.``, at most ``limit``; else None (so never inf, nan, an exponent, a sign or ``_``)."""
-    # only digits and dots (one strip: cheaper than replace() + isdigit()); float() rejects "", "." and "1.2.3"
-    if len(text) <= _MAX_LEN and not text.strip(_DECIMAL):
+    """``text`` as a decimal in ``[0, limit]`` (``12``, ``0.03``, ``.5``): ASCII that ``float()`` reads, finite;
+    else None."""
+    if len(text) <= _MAX_LEN and text.isascii():
         try:
             value = float(text)
         except ValueError:
             return None
-        if value <= limit:
+        if 0.0 <= value <= limit:  # False for nan
             return value
     return None
 
 
 def signed_decimal(text: str, limit: float) -> float | None:
-    """Like :func:`decimal` with an optional leading ``-``; the absolute value is at most ``limit``."""
-    if text[:1] == "-":
-        value = decimal(text[1:], limit)
-        return None if value is None else -value
-    return decimal(text, limit)
+    """Like :func:`decimal` in ``[-limit, limit]``."""
+    if len(text) <= _MAX_LEN and text.isascii():
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        if -limit <= value <= limit:
+            return value
+    return None
 
 
 def decimals4(text: str, limit: float) -> tuple[float, float, float, float] | None:
     """Four decimals separated by ``/`` (Postfix's ``delays=0.1/2017/0.03/0.05``), each as :func:`decimal`
     reads it. Written out for the hot path: one check of the whole text costs less than four calls."""
-    if len(text) > 4 * _MAX_LEN or text.strip(_DECIMALS):
+    if len(text) > 4 * _MAX_LEN or not text.isascii():
         return None
     try:
         a, b, c, d = text.split("/")
-        values = float(a), float(b), float(c), float(d)
-    except ValueError:  # not four parts, an empty part, "." or "1.2.3"
+        fa, fb, fc, fd = float(a), float(b), float(c), float(d)
+    except ValueError:  # not four parts, or one float() cannot read
         return None
-    if max(values) <= limit:
-        return values
+    # each compared on its own: min() and max() let a nan through
+    if 0.0 <= fa <= limit and 0.0 <= fb <= limit and 0.0 <= fc <= limit and 0.0 <= fd <= limit:
+        return fa, fb, fc, fd
     return None
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from parsers.numbers import MAX_BYTES, MAX_MILLISECONDS, decimal, score, uint
+from parsers.numbers import MAX_BYTES, MAX_MILLISECONDS, MAX_SCORE, decimal, score, uint
 from parsers.rspamd.events import RspamdScan, action_name
 from parsers.rspamd.symbols import auth_results
 
@@ -48,11 +48,20 @@ def scan_from_parts(ts: str, tag: str, head: str, verdict: str, rest: str) -> Rs
     size_text, sep3, fields = tail.partition(", time: ")
     if not (sep and sep2 and sep3):
         return None
-    value = score(scores.partition("/")[0])
-    size = uint(size_text, MAX_BYTES)
-    ms = decimal(fields.partition("ms")[0], MAX_MILLISECONDS)
-    if value is None or size is None or ms is None:
-        return None  # the general reader decides: score required, len and time optional
+    # The three numbers, checked inline (the hot path) by the rule of parsers/numbers.py: ASCII, within the
+    # bound, finite (an int() of digits only). Anything else: the general reader decides (score required,
+    # len and time optional; it also reads rspamd's "nan" score).
+    score_text = scores.partition("/")[0]
+    ms_text = fields.partition("ms")[0]
+    if not (size_text.isdigit() and size_text.isascii() and len(size_text) <= 16):
+        return None
+    try:
+        value, size, ms = float(score_text), int(size_text), float(ms_text)
+    except ValueError:
+        return None
+    if not (-MAX_SCORE <= value <= MAX_SCORE and size <= MAX_BYTES and 0.0 <= ms <= MAX_MILLISECONDS
+            and score_text.isascii() and ms_text.isascii()):  # fmt: skip
+        return None
     action = _FLAG_ACTIONS.get(flag_action)
     if action is None:
         action = action_name(flag_action[3:])
