@@ -240,6 +240,7 @@ class Phase:
     scrapes: int = 0
     scrapes_failed: int = 0
     scrape_seconds_max: float = 0.0
+    rule_errors_logged: int = 0
     problems: list[str] = field(default_factory=list)
 
     def check_accounting(self) -> None:
@@ -275,7 +276,8 @@ def run_scan(files: dict[str, Path], written: dict[str, int], timeout: float) ->
     phase.seconds = time.monotonic() - started
     phase.cpu_seconds = _children_cpu(cpu_before)
     phase.exit_status = proc.returncode
-    if proc.returncode != 0 or b"Traceback" in err:
+    phase.rule_errors_logged = err.count(b"a line made a rule fail")
+    if proc.returncode != 0:
         phase.crashes += 1
         phase.problems.append(err.decode(errors="replace")[-2000:])
     text = out.decode(errors="replace")
@@ -379,7 +381,10 @@ def run_daemon(
     phase.cpu_seconds = _children_cpu(cpu_before)
     phase.exit_status = proc.returncode
     log_text = log_path.read_text(errors="replace")
-    phase.crashes += log_text.count("Traceback") + log_text.count("service crashed")
+    # a part of the daemon that died on an exception is logged and restarted: that is a crash. A line
+    # that made a rule fail is logged with its traceback too, but is counted (result="error"), not a crash.
+    phase.crashes += log_text.count("service crashed")
+    phase.rule_errors_logged = log_text.count("a line made a rule fail")
     if proc.returncode != 0:
         phase.crashes += 1
         phase.problems.append(f"exit status {proc.returncode}: {log_text[-2000:]}")

@@ -7,14 +7,18 @@ module name ``parsers.planted`` (or ``exporter.planted``), as if it lived in mai
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+import parsers.postfix
+from exporter.cli import main
 from exporter.config_rspamd import RspamdConfig
 from exporter.formats import Aggregators, build_formats
 from exporter.metrics.sources import SourcesAggregator, SourceStats
@@ -163,3 +167,20 @@ def test_a_file_source_is_never_stalled_and_never_recounts(
     assert {"parsed": 3, "unparsed": 0, "foreign": 0, "error": 1} == counts(pipeline.stats)
     assert 1 == pipeline.stats.up
     assert f"\n{log.stat().st_size}\n" in (tmp_path / "mail.offset").read_text()
+
+
+def test_scan_keeps_stdout_for_metrics_when_a_rule_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`mailpulse scan` with a failing rule: the exposition on stdout is whole and parses, with the error
+    counted; the log line goes to stderr."""
+    monkeypatch.setattr(parsers.postfix, "parse_pickup", planted("parsers.planted"))
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join([REMOVED, POISON, CONNECT]) + "\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert 0 == main(["scan", "--no-progress", "--postfix", str(log)], out=out, err=err)
+    samples = {(s.name, s.labels.get("result")): s.value
+               for f in text_string_to_metric_families(out.getvalue()) for s in f.samples
+               if s.name == "mailpulse_log_lines_total"}  # fmt: skip
+    assert {("mailpulse_log_lines_total", r): n for r, n in
+            (("parsed", 2), ("unparsed", 0), ("foreign", 0), ("error", 1))} == samples  # fmt: skip
+    assert "a line made a rule fail" in err.getvalue()
+    assert "planted.rule" in err.getvalue()
