@@ -14,6 +14,7 @@ again. Each rule's exception is logged with its traceback, at most once a minute
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,7 +59,9 @@ class ErrorLog:
     Keys are rule names (bounded: they come from mailpulse's code), so the table stays small.
     """
 
-    def __init__(self, source: str, interval: float = ERROR_LOG_INTERVAL, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, source: str, interval: float = ERROR_LOG_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.source = source
         self.interval = interval
         self._clock = clock
@@ -72,12 +75,14 @@ class ErrorLog:
             self._suppressed[rule] = self._suppressed.get(rule, 0) + 1
             return
         self._last[rule] = now
-        log.error(
-            "a line made a rule fail; line counted as error and skipped (a bug: please report it)",
-            source=self.source, format=fmt, rule=rule, error=f"{type(exc).__name__}: {exc}"[:300],
-            line=ascii(line[:_LOGGED_LINE_CHARS]), not_logged_since_last=self._suppressed.pop(rule, 0),
-            exc_info=exc,
-        )  # fmt: skip
+        # an exception that cannot even be printed must not stop the counting
+        with contextlib.suppress(Exception):
+            log.error(
+                "a line made a rule fail; line counted as error and skipped (a bug: please report it)",
+                source=self.source, format=fmt, rule=rule, error=f"{type(exc).__name__}: {exc}"[:300],
+                line=ascii(line[:_LOGGED_LINE_CHARS]), not_logged_since_last=self._suppressed.pop(rule, 0),
+                exc_info=exc,
+            )  # fmt: skip
 
 
 class LinePipeline:

@@ -184,3 +184,13 @@ def test_scan_keeps_stdout_for_metrics_when_a_rule_fails(monkeypatch: pytest.Mon
             (("parsed", 2), ("unparsed", 0), ("foreign", 0), ("error", 1))} == samples  # fmt: skip
     assert "a line made a rule fail" in err.getvalue()
     assert "planted.rule" in err.getvalue()
+
+
+def test_an_exception_that_cannot_be_printed_is_still_counted() -> None:
+    """Logging the failure must not become a second failure."""
+    boom = planted("parsers.planted", "raise type('Odd', (Exception,), {'__str__': lambda self: 1 / 0})()")
+    stats = SourceStats("mail")
+    pipeline = LinePipeline(stats, [Format("x", boom, boom, {}, lambda line: None)], threading.Lock())
+    with capture_logs():
+        pipeline.feed(["a", "b"])
+    assert {"parsed": 0, "unparsed": 0, "foreign": 0, "error": 2} == counts(stats)
