@@ -164,8 +164,11 @@ def _check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from exporter.logsetup import configure_logging  # noqa: PLC0415
     from exporter.scan import scan  # noqa: PLC0415
 
+    # warnings (a line that made a rule fail) go to stderr: stdout carries the metrics
+    configure_logging("warning", "console", stream=err)
     if not args.postfix and not args.rspamd:
         err.write("mailpulse scan: give --postfix FILE... and/or --rspamd FILE...\n")
         return 2

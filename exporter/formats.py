@@ -42,6 +42,7 @@ def build_formats(aggregators: Aggregators, postfix: PostfixParserConfig, rspamd
     postfix_parser = PostfixParser(postfix)
     rspamd_parser = RspamdParser()
     aggregators.rspamd.reconfigure(rspamd)
+    aggregators.postfix.track_services(postfix_parser.programs)
     return {
         "postfix": Format(
             "postfix",
