@@ -166,7 +166,7 @@ def test_a_file_source_is_never_stalled_and_never_recounts(
             source.poll()
     assert {"parsed": 3, "unparsed": 0, "foreign": 0, "error": 1} == counts(pipeline.stats)
     assert 1 == pipeline.stats.up
-    assert f"\n{log.stat().st_size}\n" in (tmp_path / "mail.offset").read_text()
+    assert f"\noffset {log.stat().st_size}\n" in (tmp_path / "mail.offset").read_text()
 
 
 def test_scan_keeps_stdout_for_metrics_when_a_rule_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
