@@ -10,7 +10,9 @@ import pytest
 from parsers.results import set_strict
 
 
-@pytest.fixture(autouse=True, scope="session")
+# per test, not per session: a session fixture of this directory would stay active for the tests that run
+# after it (tests/unit), where a rule that raises must be counted, not raised
+@pytest.fixture(autouse=True)
 def _strict_parsers() -> Iterator[None]:
     set_strict(True)
     yield
