@@ -156,8 +156,11 @@ def _check_config(args: argparse.Namespace, features: Sequence[AnyFeature], io: 
 
 
 def _scan(args: argparse.Namespace, features: Sequence[AnyFeature], io: CommandIO) -> int:
+    from exporter.logsetup import configure_logging  # noqa: PLC0415
     from exporter.scan import scan  # noqa: PLC0415
 
+    # warnings (a line that made a rule fail) go to stderr: stdout carries the metrics
+    configure_logging("warning", "console", stream=io.err)
     jobs = [(name, path) for f in features for name in f.format_names for path in getattr(args, name)]
     if not jobs:
         names = " and/or ".join(f"--{n} FILE..." for f in features for n in f.format_names)

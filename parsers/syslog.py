@@ -23,6 +23,8 @@ import calendar
 import time
 from datetime import datetime
 
+from parsers.numbers import is_digits, uint
+
 MONTHS = {
     "Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,
     "Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12,
@@ -70,7 +72,7 @@ def split_tag(tag: str) -> tuple[str, str] | None:
     name, sep, pid = tag.partition("[")
     if not sep:
         return name, ""
-    if not pid.endswith("]") or not pid[:-1].isdigit():
+    if not pid.endswith("]") or not is_digits(pid[:-1]):
         return None
     return name, pid[:-1]
 
@@ -105,9 +107,11 @@ class TimestampParser:
     def _parse(self, raw: str) -> float | None:
         if raw[3:4] == " ":
             return self._parse_bsd(raw.replace("  ", " ", 1) if len(raw) == 15 else raw)
+        if not raw.isascii():  # fromisoformat reads other scripts' digits too
+            return None
         try:
             return datetime.fromisoformat(raw).timestamp()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # year 1 or 9999 near the edge of time_t
             return None
 
     def _parse_bsd(self, raw: str) -> float | None:
@@ -117,12 +121,11 @@ class TimestampParser:
             return None
         month = MONTHS.get(parts[0])
         clock = parts[2].split(":")
-        try:
-            day = int(parts[1])
-            hour, minute, second = (int(x) for x in clock)
-        except ValueError:
+        day = uint(parts[1], 31)
+        if month is None or day is None or len(clock) != 3:
             return None
-        if month is None:
+        hour, minute, second = uint(clock[0], 23), uint(clock[1], 59), uint(clock[2], 60)
+        if hour is None or minute is None or second is None:
             return None
         now = time.time() if self._now is None else self._now
         year = time.localtime(now).tm_year

@@ -6,8 +6,17 @@ import socket
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.config_rspamd import RspamdConfig
+from exporter.feature import Part
+from exporter.features import PostfixLogs, RspamdLogs
+from exporter.metrics.postfix import PostfixAggregator
+from exporter.metrics.rspamd import RspamdAggregator
+from exporter.pipeline import Format
+from parsers.postfix import PostfixParserConfig
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -42,3 +51,35 @@ def wait_for(check: Callable[[], bool], timeout: float = 30.0, interval: float =
             pass
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout:g}s")
+
+
+@dataclass
+class Aggregators:
+    """The two log features' aggregators, as unit tests wire them without a daemon (what the kernel does
+    with ``feature.formats(section)`` and ``feature.parts()``)."""
+
+    postfix_feature: PostfixLogs
+    rspamd_feature: RspamdLogs
+
+    @classmethod
+    def create(cls, rspamd: RspamdConfig) -> Aggregators:
+        aggregators = cls(PostfixLogs(), RspamdLogs())
+        aggregators.rspamd_feature.aggregator.reconfigure(rspamd)
+        return aggregators
+
+    @property
+    def postfix(self) -> PostfixAggregator:
+        return self.postfix_feature.aggregator
+
+    @property
+    def rspamd(self) -> RspamdAggregator:
+        return self.rspamd_feature.aggregator
+
+    def parts(self) -> list[Part]:
+        return [*self.postfix_feature.parts(), *self.rspamd_feature.parts()]
+
+
+def build_formats(aggregators: Aggregators, postfix: PostfixParserConfig, rspamd: RspamdConfig) -> dict[str, Format]:
+    """Each log format by name, built by its feature (a new parser each call, as on a reload)."""
+    formats = [*aggregators.postfix_feature.formats(postfix), *aggregators.rspamd_feature.formats(rspamd)]
+    return {fmt.name: fmt for fmt in formats}

@@ -27,7 +27,12 @@ KEY_DOCS: dict[str, str] = {
     "`smtpd`), and the instance for multi-instance setups (`postfix-out/smtp` → `postfix-out`).",
     "postfix.services.map": "Rename services, e.g. `{postfix-out: outbound}`.",
     "postfix.services.allow": "If set, only these services get their own label value; the rest are `other`.",
-    "postfix.services.max": "At most this many distinct service values; later ones are `other`.",
+    "postfix.services.max": "At most this many distinct service values; later ones are `other` (reported in "
+    '`mailpulse_postfix_service_names{state="refused"}`). Against junk tags (anyone can write `postfix/x1/smtpd` '
+    "through `logger`): a service named after a Postfix daemon, a stock master.cf service (`submission`, `smtps`, "
+    "`relay`, ...) or in `services.map`/`services.allow` gets its label at once; any other name only while fewer "
+    "than half of `max` such names have one, and beyond that only after it was seen on 5 lines (its first lines "
+    "count as `other`). A reload starts the cap afresh.",
     "postfix.reject_reasons": "Extra rules tried, in order, before the built-in ones on reject replies.",
     "postfix.reject_reasons[].pattern": "Searched in the reply text.",
     "postfix.reject_reasons[].reason": "The `reason` of a matching reject: one of the reject reasons in "
@@ -82,6 +87,8 @@ class PostfixLogs(Feature[PostfixParserConfig]):
 
     def formats(self, config: PostfixParserConfig) -> Sequence[Format]:
         parser = PostfixParser(config)
+        # the service label's cap starts afresh with each parser (each load); the aggregator reports it
+        self.aggregator.track_services(parser.programs)
         handlers = self.aggregator.handlers()
         return (Format("postfix", parser.parse_line, parser.parse_fields, handlers, postfix_timestamp),)
 

@@ -17,8 +17,11 @@ QUEUE_CHECK_TIMEOUT = 15.0  # check-config must answer quickly even when postque
 KEY_DOCS: dict[str, str] = {
     "postfix.queue": "Queue metrics from `postqueue -j`, listed on an interval.",
     "postfix.queue.enabled": "Collect queue metrics.",
-    "postfix.queue.config_dir": "Postfix config directory (`postqueue -c DIR`); none means the default. A "
-    "non-default directory needs root or `alternate_config_directories` in the default main.cf.",
+    "postfix.queue.config_dir": "Postfix config directory (`postqueue -c DIR`); none means the default. "
+    "`postqueue` reaches Postfix's showq socket through the `postdrop` group: run mailpulse in that group (the "
+    "shipped unit does, `SupplementaryGroups=postdrop`). A setgid `postqueue` (not under `NoNewPrivileges=yes`) "
+    "accepts a non-default directory only from root or with `alternate_config_directories` in the default "
+    "main.cf.",
     "postfix.queue.interval": "How often the queue is listed (never on a scrape: a large queue takes seconds).",
     "postfix.queue.timeout": "Give up on a `postqueue` that takes longer.",
     "postfix.queue.command": "The postqueue binary.",

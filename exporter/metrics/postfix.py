@@ -18,6 +18,7 @@ from prometheus_client.core import Metric
 
 from exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels, exponential
 from parsers.postfix import events as ev
+from parsers.postfix.program import ProgramTable
 from parsers.postfix.vocab import REJECT_ACTIONS
 from parsers.results import Unparsed
 
@@ -28,6 +29,14 @@ DELAY_STAGES = ("before_queue_manager", "queue_manager", "connection_setup", "tr
 KUMINA_DELAY_BUCKETS = exponential(1e-3, 10, 7)  # 1 ms .. 1000 s, as kumina
 DELAY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400, 432000)
 
+# The reject `code` label: the 4xx/5xx reply codes that exist (RFC 5321 4.2.3; AUTH, RFC 4954: 432, 454,
+# 530, 534, 535, 538; ETRN, RFC 1985: 458, 459; RFC 5248's 523; nullMX, RFC 7504: 521, 556), "4xx"/"5xx"
+# when only an enhanced status code was logged, "none" without a code; any other number is "other".
+REPLY_CODES = frozenset(
+    ["421", "432", "450", "451", "452", "454", "455", "458", "459", "500", "501", "502", "503", "504", "521",
+     "523", "530", "534", "535", "538", "550", "551", "552", "553", "554", "555", "556", "4xx", "5xx"]
+)  # fmt: skip
+
 # --- kumina-compatible families -----------------------------------------------------------------------
 SMTPD_CONNECTS = Family("postfix_smtpd_connects_total", "Connections to smtpd.", C, compat=KUMINA)
 SMTPD_DISCONNECTS = Family("postfix_smtpd_disconnects_total", "Disconnections from smtpd.", C, compat=KUMINA)
@@ -36,7 +45,8 @@ SMTPD_SASL_FAILURES = Family(
 )
 SMTPD_REJECTED = Family(
     "postfix_smtpd_messages_rejected_total",
-    "Messages (or recipients) rejected by smtpd, at any SMTP stage, by reply code.",
+    "Messages (or recipients) rejected by smtpd, at any SMTP stage, by reply code (the 4xx/5xx codes that "
+    "exist; any other number is 'other').",
     C, ("code",), compat=KUMINA,
 )  # fmt: skip
 SMTPD_LOST = Family(
@@ -148,7 +158,9 @@ CONNECT_FAILURES = Family(
     ("agent", "reason"),
 )
 REJECTS = Family(
-    "mailpulse_postfix_rejects_total", "Rejects by service, SMTP stage, reply code and reason class.",
+    "mailpulse_postfix_rejects_total",
+    "Rejects by service, SMTP stage, reply code (the 4xx/5xx codes that exist, 4xx/5xx when only an "
+    "enhanced status code was logged, none, or other for any other number) and reason class.",
     C, ("service", "stage", "code", "reason"),
 )  # fmt: skip
 ACCESS_ACTIONS = Family(
@@ -204,6 +216,14 @@ BOUNCES = Family(
     C, ("kind",),
 )  # fmt: skip
 PICKUP = Family("mailpulse_postfix_pickup_messages_total", "Messages submitted locally (pickup).", C)
+SERVICE_NAMES = Family(
+    "mailpulse_postfix_service_names",
+    "Distinct Postfix service names since the last config (re)load, by state: labelled (they have their own "
+    "service label value) and refused (counted as service 'other' because postfix.services.max was reached; "
+    "raise it, or map or allow services). A name that is not a daemon's, a stock master.cf service or in the "
+    "config is labelled at once only for the first half of the cap, then after 5 lines (docs/config.md).",
+    G, ("state",), initial=(("labelled",), ("refused",)),
+)  # fmt: skip
 LOG_MESSAGES = Family(
     "mailpulse_postfix_log_messages_total",
     "Recognised lines without delivery data (warnings, errors, fatal, panic, statistics) by daemon, level, kind.",
@@ -217,10 +237,10 @@ FAMILIES: tuple[Family, ...] = (
     UNSUPPORTED, DELIVERIES, DELIVERY_FAILURES, DELIVERY_DELAY, DELIVERY_TLS, REMOTE_REPLIES, BLOCKLISTED,
     CONNECT_FAILURES, REJECTS, ACCESS_ACTIONS, SMTPD_CONNECTIONS, SMTPD_ACCEPTED, SASL_FAILURES, SMTPD_ABORTS,
     SMTPD_COMMAND_FAILURES, TLS_CONNECTIONS, TLS_FAILURES, POSTSCREEN, DNSBL_HITS, ANVIL, LIFECYCLE,
-    QUEUE_ADMIN, BOUNCES, PICKUP, LOG_MESSAGES,
+    QUEUE_ADMIN, BOUNCES, PICKUP, LOG_MESSAGES, SERVICE_NAMES,
 )  # fmt: skip
 
-_COUNTER_FAMILIES = tuple(f for f in FAMILIES if f.kind is not H)
+_COUNTER_FAMILIES = tuple(f for f in FAMILIES if f.kind is not H and f is not SERVICE_NAMES)
 _MAX_DNSBL_ZONES = 30
 
 
@@ -258,6 +278,7 @@ class PostfixAggregator:
         self._lmtp_delay = h[LMTP_DELAY.name]
         self._anvil_v = v[ANVIL.name]
         self._table: dict[type, Callable[[Any], None]] | None = None
+        self._programs: ProgramTable | None = None
         self._size_h = self._size.histogram(())
         self._rcpts_h = self._rcpts.histogram(())
         self._delay_hists: dict[str, tuple[Histogram, ...]] = {}
@@ -294,6 +315,10 @@ class PostfixAggregator:
             ev.LogMessage: self._log_message,
             Unparsed: self._unparsed,
         }
+
+    def track_services(self, programs: ProgramTable) -> None:
+        """Report the service label cap of the parser in use (a new one after every reload)."""
+        self._programs = programs
 
     def handle(self, event: object) -> None:
         """Count one event (convenience for tests; the pipeline uses :meth:`handlers`)."""
@@ -415,9 +440,10 @@ class PostfixAggregator:
 
     def _access(self, e: ev.AccessAction) -> None:
         if e.action in REJECT_ACTIONS:
-            self._inc(REJECTS, (e.service, e.stage, e.code or "none", e.reason))
+            code = e.code if e.code in REPLY_CODES else "other" if e.code else "none"
+            self._inc(REJECTS, (e.service, e.stage, code, e.reason))
             if e.daemon == "smtpd":
-                self._inc(SMTPD_REJECTED, (e.code or "none",))
+                self._inc(SMTPD_REJECTED, (code,))
             elif e.daemon == "cleanup":
                 self._inc(CLEANUP_REJECTED)
         else:
@@ -471,5 +497,11 @@ class PostfixAggregator:
         for family in FAMILIES:
             if family.kind is H:
                 yield family.from_histograms(self.hists[family.name])
+            elif family is SERVICE_NAMES:
+                p = self._programs
+                names: dict[Labels, float] = {}
+                if p is not None:
+                    names = {("labelled",): float(p.labelled), ("refused",): float(p.refused)}
+                yield family.from_values(names)
             else:
                 yield family.from_values(self.values[family.name])

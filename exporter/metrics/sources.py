@@ -13,9 +13,16 @@ C, G = Kind.COUNTER, Kind.GAUGE
 
 LINES = Family(
     "mailpulse_log_lines_total",
-    "Log lines read, by source and result: parsed, unparsed (our format, unknown shape) or foreign "
-    "(another program's line in the same log).",
+    "Log lines read, by source and result: parsed, unparsed (our format, unknown shape), foreign "
+    "(another program's line in the same log) or error (a line that made one of mailpulse's rules fail: "
+    "a bug, counted, logged and skipped; see mailpulse_log_rule_errors_total).",
     C, ("source", "result"),
+)  # fmt: skip
+RULE_ERRORS = Family(
+    "mailpulse_log_rule_errors_total",
+    "Lines that made a parser rule or an aggregator's handler raise, by source and rule (module.function in "
+    "mailpulse's code; at most 20 rules per source, then 'other'). Any increase is a bug to report.",
+    C, ("source", "rule"),
 )  # fmt: skip
 UP = Family(
     "mailpulse_log_source_up",
@@ -66,8 +73,10 @@ UNSAVED = Family(
     G, ("source",),
 )  # fmt: skip
 
-FAMILIES = (LINES, UP, BYTES, LAST_LINE, LAST_READ, LAG_BYTES, LAG_SECONDS, ERRORS, ROTATIONS, LOST, UNSAVED)
-RESULTS = ("parsed", "unparsed", "foreign")
+FAMILIES = (LINES, RULE_ERRORS, UP, BYTES, LAST_LINE, LAST_READ, LAG_BYTES, LAG_SECONDS, ERRORS, ROTATIONS, LOST,
+            UNSAVED)  # fmt: skip
+RESULTS = ("parsed", "unparsed", "foreign", "error")
+MAX_RULES = 20  # distinct rule labels per source; rule names come from the code, this is a safety net
 
 
 @dataclass
@@ -78,6 +87,7 @@ class SourceStats:
     parsed: int = 0
     unparsed: int = 0
     foreign: int = 0
+    error_lines: int = 0
     bytes_read: int = 0
     up: int = 0
     last_line_ts: float = 0.0
@@ -90,9 +100,15 @@ class SourceStats:
     def __post_init__(self) -> None:
         self.errors: dict[str, int] = {}
         self.rotations: dict[str, int] = {}
+        self.rule_errors: dict[str, int] = {}
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def rule_error(self, rule: str) -> None:
+        if rule not in self.rule_errors and len(self.rule_errors) >= MAX_RULES:
+            rule = "other"
+        self.rule_errors[rule] = self.rule_errors.get(rule, 0) + 1
 
     def rotated(self, kind: str) -> None:
         self.rotations[kind] = self.rotations.get(kind, 0) + 1
@@ -125,6 +141,7 @@ class SourcesAggregator:
             lines[(s.name, "parsed")] = s.parsed
             lines[(s.name, "unparsed")] = s.unparsed
             lines[(s.name, "foreign")] = s.foreign
+            lines[(s.name, "error")] = s.error_lines
             per_source[UP][key] = s.up
             per_source[BYTES][key] = s.bytes_read
             per_source[LAST_LINE][key] = s.last_line_ts
@@ -137,6 +154,8 @@ class SourcesAggregator:
                 per_source[ERRORS][(s.name, kind)] = n
             for kind, n in s.rotations.items():
                 per_source[ROTATIONS][(s.name, kind)] = n
+            for rule, n in s.rule_errors.items():
+                per_source[RULE_ERRORS][(s.name, rule)] = n
         yield LINES.from_values(lines)
         for family, values in per_source.items():
             yield family.from_values(values)

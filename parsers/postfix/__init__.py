@@ -36,10 +36,10 @@ from parsers.postfix.vocab import (
     REJECT_RULES,
     make_classifier,
 )
-from parsers.results import FOREIGN, Foreign, Unparsed
+from parsers.results import FOREIGN, Foreign, RuleError, Unparsed, rule_error
 from parsers.syslog import split_line, split_tag
 
-ParseResult = PostfixEvent | Unparsed | Foreign
+ParseResult = PostfixEvent | Unparsed | Foreign | RuleError
 
 _LEVEL_NAMES = frozenset({"warning", "error", "fatal", "panic"})
 _LEVEL_INITIALS = frozenset("wefp")
@@ -140,7 +140,7 @@ class PostfixParser:
             entry = self._resolve(name)
         if entry is None:
             return FOREIGN
-        if bracket and not (pid[-1:] == "]" and pid[:-1].isdigit()):
+        if bracket and not (pid[-1:] == "]" and pid[:-1].isdigit() and pid.isascii()):
             return Unparsed(ts, "unknown", "info", line)  # a Postfix tag with a broken pid
         return self._run(ts, entry, message)
 
@@ -153,7 +153,9 @@ class PostfixParser:
             daemon = prog.daemon
             handler = self.handlers.get(daemon, parse_quiet)
             entry = (prog.service, daemon, handler, self.level_handlers.get(daemon, level_message))
-        if len(self._programs) < 4096:  # tag names are few; a flood of odd ones must not grow memory
+        # tag names are few; a flood of odd ones must not grow memory. A service still being counted towards
+        # its own label (ProgramTable.admit_after) is looked up again on its next line.
+        if len(self._programs) < 4096 and (prog is None or prog.settled):
             self._programs[name] = entry
         return entry
 
@@ -191,8 +193,8 @@ class PostfixParser:
                     level, message = head, tail
                     return level_handler(ts, service, daemon, level, message) or Unparsed(ts, daemon, level, message)
             event = handler(ts, service, daemon, level, message)
-        except (ValueError, IndexError, TypeError):  # a rule tripped on a damaged line: still not a crash
-            event = None
+        except Exception as exc:  # a rule raised: a bug the line exposed, counted per rule, never hidden
+            return rule_error(exc)
         if event is None:
             return Unparsed(ts, daemon, level, message)
         return event

@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
+from parsers.numbers import MAX_SECONDS, decimal, decimals4
 from parsers.postfix.common import is_queue_id, parse_access_action, parse_tls, reply_codes
 from parsers.postfix.events import ConnectFailure, Delivery, LogMessage, PostfixEvent, RemoteReply, TlsFailure
 from parsers.postfix.vocab import ACTIONS, DELIVERY_STATUSES, TLS_LEVELS, ReplyClassifier, bounded
@@ -86,7 +87,10 @@ class DeliveryParser:
         if tail[:7] != "status=" or dsn[1:2] != ".":
             return None
         status, _, text = tail[7:].partition(" ")
-        a, b, c, d = delays_raw.split("/")  # ValueError on a damaged line: caught by the caller
+        seconds = decimal(delay, MAX_SECONDS)
+        delays = decimals4(delays_raw, MAX_SECONDS)
+        if seconds is None or delays is None:  # unreadable or out of range: not a line we can count
+            return None
         reason = blocklist = next_qid = ""
         forwarded = False
         relay_class = self._relay_cache.get(relay)
@@ -112,8 +116,8 @@ class DeliveryParser:
             qid,
             status if status in DELIVERY_STATUSES else bounded(status.lower(), DELIVERY_STATUSES),
             relay_class,
-            float(delay),
-            (float(a), float(b), float(c), float(d)),
+            seconds,
+            delays,
             dsn,
             tls,
             reason,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from parsers.numbers import MAX_COUNT, uint
 from parsers.postfix.common import parse_access_action, parse_tls
 from parsers.postfix.events import (
     AnvilStatistic,
@@ -81,9 +82,8 @@ class PostscreenParser:
         if word == "DNSBL":
             # DNSBL rank 3 for [112.90.37.251]:20438
             parts = rest.split(" ", 2)
-            if len(parts) == 3 and parts[0] == "rank" and parts[1].isdigit():
-                return PostscreenEvent(ts, service, "dnsbl", int(parts[1]))
-            return None
+            rank = uint(parts[1], MAX_COUNT) if len(parts) == 3 and parts[0] == "rank" else None
+            return PostscreenEvent(ts, service, "dnsbl", rank) if rank is not None else None
         if word == "NOQUEUE:":
             return parse_access_action(ts, service, daemon, msg, self._classify)
         for prefix, name in POSTSCREEN_PREFIXES:
@@ -103,10 +103,10 @@ def parse_anvil(ts: str, service: str, daemon: str, level: str, msg: str) -> Pos
     if len(words) < 3:
         return None
     kind = f"{words[0]}_{words[1]}"
-    value = words[2].partition("/")[0]
-    if kind not in ANVIL_KINDS or not value.isdigit():
+    value = uint(words[2].partition("/")[0], MAX_COUNT)
+    if kind not in ANVIL_KINDS or value is None:  # a rate of 400 digits is no number anvil writes
         return None
-    return AnvilStatistic(ts, service, kind, int(value))
+    return AnvilStatistic(ts, service, kind, value)
 
 
 def parse_dnsblog(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from parsers.numbers import MAX_BYTES, MAX_COUNT, uint
 from parsers.postfix.common import is_queue_id, level_message, parse_access_action
 from parsers.postfix.delivery import DeliveryParser
 from parsers.postfix.events import (
@@ -76,8 +77,11 @@ class QmgrParser:
             if rest[-15:] == " (queue active)":
                 # from=<user@sender.com>, size=391, nrcpt=1 (queue active)
                 front, _, nrcpt = rest[:-15].rpartition(", nrcpt=")
-                _, _, size = front.rpartition(", size=")
-                return QueueActive(ts, service, head, int(size), int(nrcpt))
+                size = uint(front.rpartition(", size=")[2], MAX_BYTES)
+                count = uint(nrcpt, MAX_COUNT)
+                if size is None or count is None:  # unreadable or out of range
+                    return None
+                return QueueActive(ts, service, head, size, count)
             # from=<user@example.com>, status=expired, returned to sender (or status=force-expired)
             if rest[-18:] == "returned to sender" and (
                 ", status=expired," in rest or ", status=force-expired," in rest
@@ -115,8 +119,8 @@ def parse_postsuper(ts: str, service: str, daemon: str, level: str, msg: str) ->
         return None
     action = POSTSUPER_ACTIONS.get(head)
     if action is not None:
-        count = rest.partition(" ")[0]
-        return QueueAdmin(ts, service, action, int(count)) if count.isdigit() else None
+        count = uint(rest.partition(" ")[0], MAX_COUNT)
+        return QueueAdmin(ts, service, action, count) if count is not None else None
     # per-message lines: "QID: removed", "QID: placed on hold", "QID: released from hold", "QID: requeued"
     # (counted by the summary line, not here, so postsuper -d is not mistaken for qmgr's "removed")
     if is_queue_id(head) and rest in _POSTSUPER_PER_MESSAGE:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from parsers.results import FOREIGN, Foreign, Unparsed
+from parsers.numbers import is_digits, uint
+from parsers.results import FOREIGN, Foreign, RuleError, Unparsed, rule_error
 from parsers.rspamd.events import NOISE, Noise, RspamdError, RspamdEvent, RspamdRepeated, RspamdScan
 from parsers.rspamd.side import Handler, resolve
 from parsers.rspamd.verdict import parse_verdict, scan_from_parts
@@ -35,7 +36,7 @@ from parsers.syslog import split_line, split_tag
 
 __all__ = ["ParseResult", "RspamdParser", "parse_lines", "rspamd_timestamp"]
 
-ParseResult = RspamdEvent | Noise | Unparsed | Foreign
+ParseResult = RspamdEvent | Noise | Unparsed | Foreign | RuleError
 
 _VERDICT = "rspamd_task_write_log"
 _REPEATED = "rspamd_log_reset_repeated"
@@ -43,6 +44,9 @@ _PROGRAMS = frozenset({"rspamd"})
 _ERROR_SEVERITIES = frozenset({"error", "crit"})
 _MAX_TRACKED = 1024  # processes whose last line is kept for "Last message repeated"
 _HEAD = 200  # the prefix and function name of a line fit in this many characters
+# rspamd writes "Last message repeated N times" with N <= 298 (logger_file.c: REPEATS_MAX 300 - REPEATS_MIN 3
+# + 1); a larger N is no line rspamd writes (anyone can write to a syslog file): unreadable, so Unparsed.
+MAX_REPEATS = 1000
 
 
 class RspamdParser:
@@ -79,7 +83,10 @@ class RspamdParser:
                 if sep and before[-7:-6] == "<":
                     head, sep, verdict = pre.partition(" (default: ")
                     if sep:
-                        scan = scan_from_parts(line[:19], before[-6:], head, verdict, rest)
+                        try:
+                            scan = scan_from_parts(line[:19], before[-6:], head, verdict, rest)
+                        except Exception as exc:  # a bug the line exposed: counted per rule, never hidden
+                            return rule_error(exc)
                         if scan is not None:
                             return scan
             return self._line(line, line[:19], "", 21)
@@ -115,7 +122,7 @@ class RspamdParser:
         while line[:2] == "\x1b[":  # the console logger's colour codes ("color = true")
             line = line.partition("m")[2]
         first = line[:1]
-        if first.isdigit() and line[4:5] == "-" and line[10:11] == " ":
+        if is_digits(first) and line[4:5] == "-" and line[10:11] == " ":
             return self._file(line)
         if first in {"(", "#"}:
             # systemd = true: "(normal) <tag>; ..." (file logger) or "#1287(normal) <tag>; ..." (console)
@@ -165,24 +172,24 @@ class RspamdParser:
             if not sep:
                 return Unparsed(ts, "unknown", severity or "info", header)
         module, _, function = header.rpartition("; ")
-        if function == _VERDICT:
-            event: ParseResult = parse_verdict(ts, tag, msg) or self._not_verdict(ts, tag, msg)
-        elif function == _REPEATED:
-            event = self._repeated(ts, tag, key, msg)
-            self._last[key] = NOISE
-            return event
-        else:
-            handler = self._handlers.get(function)
-            if handler is None:
-                handler = resolve(function, module)
-                if len(self._handlers) < 4096:  # function names are few; odd lines must not grow memory
-                    self._handlers[function] = handler
-            try:
+        try:
+            if function == _VERDICT:
+                event: ParseResult = parse_verdict(ts, tag, msg) or self._not_verdict(ts, tag, msg)
+            elif function == _REPEATED:
+                event = self._repeated(ts, tag, key, msg)
+                self._last[key] = NOISE
+                return event
+            else:
+                handler = self._handlers.get(function)
+                if handler is None:
+                    handler = resolve(function, module)
+                    if len(self._handlers) < 4096:  # function names are few; odd lines must not grow memory
+                        self._handlers[function] = handler
                 event = handler(ts, tag, msg)
-            except (ValueError, IndexError, TypeError):  # a rule tripped on a damaged line
-                event = NOISE
-            if event is NOISE and severity in _ERROR_SEVERITIES:
-                event = RspamdError(ts, tag, "other")
+        except Exception as exc:  # a rule raised: a bug the line exposed, counted per rule, never hidden
+            return rule_error(exc)
+        if event is NOISE and severity in _ERROR_SEVERITIES:
+            event = RspamdError(ts, tag, "other")
         last = self._last
         if len(last) >= _MAX_TRACKED and key not in last:
             last.clear()
@@ -199,10 +206,11 @@ class RspamdParser:
     def _repeated(self, ts: str, tag: str, key: str, msg: str) -> ParseResult:
         # "Last message repeated 5 times"
         words = msg.split(" ")
-        if len(words) != 5 or words[:3] != ["Last", "message", "repeated"] or not words[3].isdigit():
+        count = uint(words[3], MAX_REPEATS) if len(words) == 5 and words[4] == "times" else None
+        if count is None or words[:3] != ["Last", "message", "repeated"]:
             return Unparsed(ts, "unknown", "info", msg)
         previous = self._last.get(key, NOISE)
-        return RspamdRepeated(ts, tag, max(int(words[3]) - 1, 0), previous)
+        return RspamdRepeated(ts, tag, max(count - 1, 0), previous)
 
 
 def rspamd_timestamp(line: str) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from parsers.numbers import score
 from parsers.rspamd.symbols import signed_domains
 
 
@@ -101,10 +102,8 @@ class RspamdScan(RspamdEvent):
     @property
     def required(self) -> float:
         """The highest action threshold that applied (settings can change it); nan when unknown."""
-        try:
-            return float(self.verdict.rpartition("/")[2])
-        except ValueError:
-            return float("nan")
+        value = score(self.verdict.rpartition("/")[2])
+        return float("nan") if value is None else value
 
     @property
     def qid(self) -> str:

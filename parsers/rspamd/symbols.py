@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import contains
 
+from parsers.numbers import score
 from parsers.rspamd.vocab import (
     ARC_PREFIX,
     ARC_SYMBOLS,
@@ -44,9 +45,10 @@ class Symbol:
 
 
 # R_DKIM_ALLOW(-0.20) -- a symbol name and its optional score
-_HEAD = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)(?:\((-?(?:\d+(?:\.\d+)?|nan|inf))\))?")
+_HEAD = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)(?:\((-?(?:[0-9]+(?:\.[0-9]+)?|nan|inf))\))?")
 # },DMARC_NA(0.00){ -- what may follow the "}" that closes an option block
-_NEXT = re.compile(r",[A-Za-z0-9_][A-Za-z0-9_.\-]*(?:\(-?(?:\d+(?:\.\d+)?|nan|inf)\))?(?:[{,]|$)")
+_NEXT = re.compile(r",[A-Za-z0-9_][A-Za-z0-9_.\-]*(?:\(-?(?:[0-9]+(?:\.[0-9]+)?|nan|inf)\))?(?:[{,]|$)")
+_NAN = float("nan")
 
 
 def parse_symbols(text: str) -> list[Symbol]:
@@ -66,7 +68,8 @@ def parse_symbols(text: str) -> list[Symbol]:
             raw = text[pos + 1 : close]
             pos = close + 1
             options = split_options(raw)
-        out.append(Symbol(name, float(score_text) if score_text else float("nan"), options))
+        value = score(score_text) if score_text else None  # inf or out of range: unknown, like no score
+        out.append(Symbol(name, _NAN if value is None else value, options))
         if pos < end:
             if text[pos] != ",":
                 break

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 
+from parsers.numbers import MAX_BYTES, MAX_MILLISECONDS, MAX_SCORE, decimal, score, uint
 from parsers.rspamd.events import RspamdScan, action_name
 from parsers.rspamd.symbols import auth_results, with_scores
 
@@ -47,18 +48,27 @@ def scan_from_parts(ts: str, tag: str, head: str, verdict: str, rest: str) -> Rs
     size_text, sep3, fields = tail.partition(", time: ")
     if not (sep and sep2 and sep3):
         return None
+    # The three numbers, checked inline (the hot path) by the rule of parsers/numbers.py: ASCII, within the
+    # bound, finite (an int() of digits only). Anything else: the general reader decides (score required,
+    # len and time optional; it also reads rspamd's "nan" score).
+    score_text = scores.partition("/")[0]
+    ms_text = fields.partition("ms")[0]
+    if not (size_text.isdigit() and size_text.isascii() and len(size_text) <= 16):
+        return None
     try:
-        score = float(scores.partition("/")[0])
-        size = int(size_text)
-        seconds = float(fields.partition("ms")[0]) * 0.001
+        value, size, ms = float(score_text), int(size_text), float(ms_text)
     except ValueError:
+        return None
+    if not (-MAX_SCORE <= value <= MAX_SCORE and size <= MAX_BYTES and 0.0 <= ms <= MAX_MILLISECONDS
+            and score_text.isascii() and ms_text.isascii()):  # fmt: skip
         return None
     action = _FLAG_ACTIONS.get(flag_action)
     if action is None:
         action = action_name(flag_action[3:])
     if "(" not in symbols:  # found at once in a list with scores; a whole scan only without them
         symbols = with_scores(symbols)
-    return RspamdScan(ts, tag, action, score, size, seconds, symbols, auth_results(symbols), True, verdict, head, tail)
+    seconds = ms * 0.001
+    return RspamdScan(ts, tag, action, value, size, seconds, symbols, auth_results(symbols), True, verdict, head, tail)
 
 
 def parse_verdict(ts: str, tag: str, text: str) -> RspamdScan | None:
@@ -90,9 +100,8 @@ def _custom(ts: str, tag: str, head: str, rest: str) -> RspamdScan | None:
     action_text, sep, scores = verdict[3:].partition("): [")
     if not sep or verdict[1:3] != " (":
         return None
-    try:
-        score = float(scores.partition("/")[0])
-    except ValueError:
+    value = score(scores.partition("/")[0])
+    if value is None:  # unreadable, inf or out of range: not a verdict we can count
         return None
     # The symbol list ends at the last "]), " (other fields may come first: "]), groups: [...], len: ...").
     # No end at all: the line was cut inside the list (8 KiB log buffer).
@@ -102,19 +111,16 @@ def _custom(ts: str, tag: str, head: str, rest: str) -> RspamdScan | None:
         symbols, tail = rest, ""
     if "(" not in symbols:
         symbols = with_scores(symbols)
-    size_text = _field(tail, "len: ")
-    size = int(size_text) if size_text.isdigit() else -1
-    try:
-        seconds = float(_field(tail, "time: ").partition("ms")[0]) * 0.001
-    except ValueError:
-        seconds = _NAN
+    # optional fields: absent, unreadable or out of range, they are unknown (-1, nan)
+    size = uint(_field(tail, "len: "), MAX_BYTES)
+    ms = decimal(_field(tail, "time: ").partition("ms")[0], MAX_MILLISECONDS)
     return RspamdScan(
         ts,
         tag,
         action_name(action_text),
-        score,
-        size,
-        seconds,
+        value,
+        -1 if size is None else size,
+        _NAN if ms is None else ms * 0.001,
         symbols,
         auth_results(symbols),
         complete,
