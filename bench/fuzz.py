@@ -262,7 +262,7 @@ class Phase:
 
 def run_scan(files: dict[str, Path], written: dict[str, int], timeout: float) -> Phase:
     phase = Phase(written)
-    argv = [sys.executable, "-m", "exporter", "scan", "--no-progress",
+    argv = [sys.executable, "-m", "mailpulse", "scan", "--no-progress",
             "--postfix", str(files["postfix"]), "--rspamd", str(files["rspamd"])]  # fmt: skip
     started = time.monotonic()
     cpu_before = os.times()
@@ -348,7 +348,7 @@ def run_daemon(
     started = time.monotonic()
     cpu_before = os.times()
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "-c", str(config)], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "mailpulse", "run", "-c", str(config)], cwd=ROOT,
                                 stdout=log_file, stderr=subprocess.STDOUT)  # fmt: skip
         scraper = Scraper(f"http://127.0.0.1:{port}/metrics", scrape_interval, phase)
         try:

@@ -71,13 +71,15 @@ def parse_auth_results(value: str) -> AuthHeader:
     text = _ARC_INSTANCE.sub("", header_text(value))  # ARC-Authentication-Results: i=1; ...
     try:
         parsed = _AUTHRES.parse_value(text)
+        # inside the try: authres also accepts shapes whose results lack fields ("...; dkim=pass...; none"
+        # gives a NoneAuthenticationResult without a method among the others)
+        results = tuple(
+            AuthResult(r.method.lower(), str(r.result).lower(),
+                       {f"{p.type}.{p.name}".lower(): str(p.value) for p in r.properties})
+            for r in parsed.results
+        )  # fmt: skip
     except Exception:  # authres raises SyntaxError and friends on real-world headers
         return _lenient(text)
-    results = tuple(
-        AuthResult(r.method.lower(), str(r.result).lower(),
-                   {f"{p.type}.{p.name}".lower(): str(p.value) for p in r.properties})
-        for r in parsed.results
-    )  # fmt: skip
     return AuthHeader(parsed.authserv_id, results, False, text)
 
 

@@ -27,7 +27,7 @@ def test_daemon_survives_poison_lines(tmp_path: Path) -> None:
         f"  - {{name: mail, path: {mail}, poll_interval: 0.1s}}\n"
         f"  - {{name: rspamd, format: rspamd, path: {rspamd}, poll_interval: 0.1s}}\n"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "-c", str(config)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "mailpulse", "run", "-c", str(config)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         wait_for(lambda: value(scrape(port), "mailpulse_log_source_up") == 2)

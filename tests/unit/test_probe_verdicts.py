@@ -157,3 +157,9 @@ def test_autoresponder_reports() -> None:
     echo = parse_report(ECHO)
     assert {"dkim": "pass", "spf": "pass", "dmarc": "pass"} == echo.auth
     assert ("mx.partner.test", -1.0) == (echo.authserv_id, echo.spam_score)
+
+
+def test_a_none_result_among_others_falls_back_to_the_lenient_reader() -> None:
+    """Found by the property test: authres accepts `dkim=passmx.x; none` with a result that has no method."""
+    header = parse_auth_results("mx.x; dkim=passmx.x; none")
+    assert header.lenient
