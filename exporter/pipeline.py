@@ -23,10 +23,12 @@ from dataclasses import dataclass
 import structlog
 
 from exporter.metrics.sources import SourceStats
-from parsers.results import Foreign, RuleError, Unparsed, rule_name
+from parsers.results import PARSERS_PACKAGE, Foreign, RuleError, Unparsed, rule_name
 from parsers.syslog import TimestampParser
 
 log = structlog.get_logger(__name__)
+# the packages whose frames name a failing rule (their import names: "mailpulse.parsers." when installed)
+_OUR_PACKAGES = (PARSERS_PACKAGE + ".", __name__.rpartition(".")[0] + ".")
 
 # How many unparsed lines per batch reach the debug log: enough to see a new shape, never a flood.
 _DEBUG_UNPARSED_PER_BATCH = 5
@@ -223,7 +225,7 @@ class LinePipeline:
 
     def _failed(self, fmt: str, exc: Exception, line: str) -> None:
         """Something raised out of a parser or an aggregator's handler: count it by rule, log it."""
-        rule = rule_name(exc.__traceback__, ("parsers.", "exporter."))
+        rule = rule_name(exc.__traceback__, _OUR_PACKAGES)
         self.stats.rule_error(rule)
         self.error_log(fmt, rule, exc, line)
 

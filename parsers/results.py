@@ -64,7 +64,11 @@ def rule_error(exc: Exception) -> RuleError:
     return RuleError(rule_name(exc.__traceback__), exc)
 
 
-def rule_name(tb: TracebackType | None, packages: tuple[str, ...] = ("parsers.",)) -> str:
+# "parsers." in a checkout's folder name, "mailpulse.parsers." as installed: taken from this module's name
+PARSERS_PACKAGE = __name__.rpartition(".")[0]
+
+
+def rule_name(tb: TracebackType | None, packages: tuple[str, ...] = (PARSERS_PACKAGE + ".",)) -> str:
     """``module.qualname`` of the innermost traceback frame in one of ``packages`` ("unknown" if none).
 
     Bounded: the names come from mailpulse's code, not from the line.

@@ -17,15 +17,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-import parsers.postfix
 from exporter.config_rspamd import RspamdConfig
 from exporter.metrics.sources import SourcesAggregator, SourceStats
 from exporter.pipeline import ErrorLog, Format, LinePipeline
 from exporter.sources.files import FileSource
 from mailpulse import main
+from parsers import postfix as postfix_package
 from parsers.postfix import PostfixParser, PostfixParserConfig
-from parsers.results import RuleError, set_strict
+from parsers.results import PARSERS_PACKAGE, RuleError, set_strict
 from tests.helpers import Aggregators, build_formats
+
+# module names of planted rules, as if they lived in mailpulse's code (whatever the import package is called)
+PARSERS_PLANTED = f"{PARSERS_PACKAGE}.planted"
+EXPORTER_PLANTED = f"{LinePipeline.__module__.rpartition('.')[0]}.planted"
 
 P = "Nov 24 16:58:17 mail postfix"
 REMOVED = f"{P}/qmgr[1]: 4AA091855DA0: removed"
@@ -46,7 +50,7 @@ def rig() -> tuple[PostfixParser, LinePipeline, SourcesAggregator]:
     aggregators = Aggregators.create(RspamdConfig())
     formats = build_formats(aggregators, PostfixParserConfig(), RspamdConfig())
     parser: PostfixParser = formats["postfix"].parse_line.__self__  # type: ignore[attr-defined]
-    parser.handlers["pickup"] = planted("parsers.planted")
+    parser.handlers["pickup"] = planted(PARSERS_PLANTED)
     parser._programs.clear()  # the handler is looked up once per tag: forget the cached one
     sources = SourcesAggregator()
     return parser, LinePipeline(sources.stats("mail"), [formats["postfix"]], threading.Lock()), sources
@@ -79,7 +83,7 @@ def test_a_handler_that_raises_is_an_error_and_not_also_parsed() -> None:
     fmt = build_formats(aggregators, PostfixParserConfig(), RspamdConfig())["postfix"]
     handlers = dict(fmt.handlers)
     connect_type = type(PostfixParser()(CONNECT))
-    handlers[connect_type] = planted("exporter.planted")
+    handlers[connect_type] = planted(EXPORTER_PLANTED)
     stats = SourceStats("mail")
     pipeline = LinePipeline(stats, [Format("postfix", fmt.parse_line, fmt.parse_fields, handlers, fmt.timestamp_of)],
                             threading.Lock())  # fmt: skip
@@ -92,7 +96,7 @@ def test_a_handler_that_raises_is_an_error_and_not_also_parsed() -> None:
 
 def test_a_parser_that_raises_outside_its_rules_is_caught_by_the_pipeline() -> None:
     """A bug in a parser's own prefix code (outside the per-rule guard) still only costs its line."""
-    boom = planted("parsers.planted", "if args[0] == 'bad': raise IndexError('prefix bug')")
+    boom = planted(PARSERS_PLANTED, "if args[0] == 'bad': raise IndexError('prefix bug')")
     stats = SourceStats("mail")
     pipeline = LinePipeline(stats, [Format("x", boom, boom, {}, lambda line: None)], threading.Lock())
     with capture_logs():
@@ -103,7 +107,7 @@ def test_a_parser_that_raises_outside_its_rules_is_caught_by_the_pipeline() -> N
 
 def test_multi_format_and_journald_paths_count_errors_too() -> None:
     """The two other entry points (several formats; journald fields) never raise either."""
-    boom = planted("parsers.planted", "if 'bad' in args[-1]: raise ValueError('x')")
+    boom = planted(PARSERS_PLANTED, "if 'bad' in args[-1]: raise ValueError('x')")
     stats = SourceStats("mail")
     fmt = Format("x", boom, boom, {}, lambda line: None)
     pipeline = LinePipeline(stats, [fmt, fmt], threading.Lock())
@@ -172,7 +176,7 @@ def test_a_file_source_is_never_stalled_and_never_recounts(
 def test_scan_keeps_stdout_for_metrics_when_a_rule_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`mailpulse scan` with a failing rule: the exposition on stdout is whole and parses, with the error
     counted; the log line goes to stderr."""
-    monkeypatch.setattr(parsers.postfix, "parse_pickup", planted("parsers.planted"))
+    monkeypatch.setattr(postfix_package, "parse_pickup", planted(PARSERS_PLANTED))
     log = tmp_path / "mail.log"
     log.write_text("\n".join([REMOVED, POISON, CONNECT]) + "\n")
     out, err = io.StringIO(), io.StringIO()
@@ -188,7 +192,7 @@ def test_scan_keeps_stdout_for_metrics_when_a_rule_fails(monkeypatch: pytest.Mon
 
 def test_an_exception_that_cannot_be_printed_is_still_counted() -> None:
     """Logging the failure must not become a second failure."""
-    boom = planted("parsers.planted", "raise type('Odd', (Exception,), {'__str__': lambda self: 1 / 0})()")
+    boom = planted(PARSERS_PLANTED, "raise type('Odd', (Exception,), {'__str__': lambda self: 1 / 0})()")
     stats = SourceStats("mail")
     pipeline = LinePipeline(stats, [Format("x", boom, boom, {}, lambda line: None)], threading.Lock())
     with capture_logs():
