@@ -1,20 +1,25 @@
 """mailpulse: the application shell. It names the features and hands them to the kernel (exporter).
 
 This is the one place that knows every feature; adding a capability means writing a
-:class:`exporter.feature.Feature` and adding it to :func:`features`.
+:class:`exporter.feature.Feature` and adding it to :func:`features`. Everything is imported lazily, so
+importing a subpackage (``mailpulse.parsers``) does not load the daemon.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, TextIO
 
-from exporter import __version__
-from exporter.config import Config
-from exporter.config import load_config as _load_config
-from exporter.config import parse_config as _parse_config
-from exporter.feature import AnyFeature
+if TYPE_CHECKING:
+    from exporter.config import Config
+    from exporter.feature import AnyFeature
+
+try:
+    __version__ = version("mailpulse")
+except PackageNotFoundError:  # running from a checkout that was not installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = ["__version__", "console_main", "features", "load_config", "main", "parse_config"]
 
@@ -28,11 +33,15 @@ def features() -> list[AnyFeature]:
 
 
 def load_config(path: str, with_features: Sequence[AnyFeature] | None = None) -> Config:
-    return _load_config(path, with_features if with_features is not None else features())
+    from exporter.config import load_config as kernel_load  # noqa: PLC0415
+
+    return kernel_load(path, with_features if with_features is not None else features())
 
 
 def parse_config(data: object, path: str = "<config>", with_features: Sequence[AnyFeature] | None = None) -> Config:
-    return _parse_config(data, with_features if with_features is not None else features(), path)
+    from exporter.config import parse_config as kernel_parse  # noqa: PLC0415
+
+    return kernel_parse(data, with_features if with_features is not None else features(), path)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
