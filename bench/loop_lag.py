@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exporter.app import App  # noqa: E402
-from exporter.sources.files import FileSource  # noqa: E402
 from mailpulse import features, parse_config  # noqa: E402
+from mailpulse.exporter.app import App  # noqa: E402
+from mailpulse.exporter.sources.files import FileSource  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 SEED = ROOT / "tests" / "fixtures" / "lab" / "postfix.log"

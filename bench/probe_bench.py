@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml
 
-from exporter.logsetup import configure_logging
 from mailpulse import load_config
-from probes.feature import Probes
-from probes.metrics import SKIPPED
-from probes.registry import Found
-from probes.service import ProbeService, build_parts
+from mailpulse.exporter.logsetup import configure_logging
+from mailpulse.probes.feature import Probes
+from mailpulse.probes.metrics import SKIPPED
+from mailpulse.probes.registry import Found
+from mailpulse.probes.service import ProbeService, build_parts
 
 
 def proc_status(key: str) -> float:

@@ -36,9 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exporter.features import scan_logs as scan  # noqa: E402
-from parsers.rspamd import RspamdParser  # noqa: E402
-from parsers.rspamd.events import RspamdScan  # noqa: E402
+from mailpulse.exporter.features import scan_logs as scan  # noqa: E402
+from mailpulse.parsers.rspamd import RspamdParser  # noqa: E402
+from mailpulse.parsers.rspamd.events import RspamdScan  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "lab" / "rspamd.log"
 OUT = ROOT / "bench" / "out"

@@ -18,17 +18,17 @@ from typing import Any
 
 import structlog
 
-from exporter import __version__
-from exporter.config import Config, SourceConfig, load_config
-from exporter.configtools import ConfigError
-from exporter.feature import AnyFeature, Context, Service, check_names
-from exporter.http import MetricsServer
-from exporter.metrics.collector import MailpulseCollector, Part, SelfMetrics, make_registry
-from exporter.metrics.sources import SourcesAggregator
-from exporter.pipeline import Format, LinePipeline
-from exporter.preflight import check_state_dir
-from exporter.sources.files import DEFAULT_ROTATED_PATTERNS, FileSource
-from exporter.sources.journald import JournalSource
+from mailpulse.exporter import __version__
+from mailpulse.exporter.config import Config, SourceConfig, load_config
+from mailpulse.exporter.configtools import ConfigError
+from mailpulse.exporter.feature import AnyFeature, Context, Service, check_names
+from mailpulse.exporter.http import MetricsServer
+from mailpulse.exporter.metrics.collector import MailpulseCollector, Part, SelfMetrics, make_registry
+from mailpulse.exporter.metrics.sources import SourcesAggregator
+from mailpulse.exporter.pipeline import Format, LinePipeline
+from mailpulse.exporter.preflight import check_state_dir
+from mailpulse.exporter.sources.files import DEFAULT_ROTATED_PATTERNS, FileSource
+from mailpulse.exporter.sources.journald import JournalSource
 
 log = structlog.get_logger(__name__)
 

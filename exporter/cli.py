@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from typing import TextIO
 
-from exporter import __version__
-from exporter.config import Config
-from exporter.configtools import ConfigError, Secret
-from exporter.feature import AnyFeature, CommandIO, CommandRunner
+from mailpulse.exporter import __version__
+from mailpulse.exporter.config import Config
+from mailpulse.exporter.configtools import ConfigError, Secret
+from mailpulse.exporter.feature import AnyFeature, CommandIO, CommandRunner
 
 EX_CONFIG = 78
 
@@ -100,8 +100,8 @@ def main(
 
 
 def _load(path: str, features: Sequence[AnyFeature], err: TextIO) -> Config | None:
-    from exporter.config import load_config  # noqa: PLC0415
-    from exporter.logsetup import register_secret  # noqa: PLC0415
+    from mailpulse.exporter.config import load_config  # noqa: PLC0415
+    from mailpulse.exporter.logsetup import register_secret  # noqa: PLC0415
 
     try:
         config = load_config(path, features)
@@ -133,8 +133,8 @@ def _secrets(config: object) -> list[str]:
 
 
 def _check_config(args: argparse.Namespace, features: Sequence[AnyFeature], io: CommandIO) -> int:
-    from exporter.feature import ERROR  # noqa: PLC0415
-    from exporter.preflight import check_all, whoami  # noqa: PLC0415
+    from mailpulse.exporter.feature import ERROR  # noqa: PLC0415
+    from mailpulse.exporter.preflight import check_all, whoami  # noqa: PLC0415
 
     path = args.config
     config = io.load(path)
@@ -156,8 +156,8 @@ def _check_config(args: argparse.Namespace, features: Sequence[AnyFeature], io: 
 
 
 def _scan(args: argparse.Namespace, features: Sequence[AnyFeature], io: CommandIO) -> int:
-    from exporter.logsetup import configure_logging  # noqa: PLC0415
-    from exporter.scan import scan  # noqa: PLC0415
+    from mailpulse.exporter.logsetup import configure_logging  # noqa: PLC0415
+    from mailpulse.exporter.scan import scan  # noqa: PLC0415
 
     # warnings (a line that made a rule fail) go to stderr: stdout carries the metrics
     configure_logging("warning", "console", stream=io.err)
@@ -176,13 +176,13 @@ def _scan(args: argparse.Namespace, features: Sequence[AnyFeature], io: CommandI
 
 
 def _run(path: str, features: Sequence[AnyFeature], io: CommandIO) -> int:
-    from exporter.app import App  # noqa: PLC0415
-    from exporter.logsetup import configure_logging  # noqa: PLC0415
+    from mailpulse.exporter.app import App  # noqa: PLC0415
+    from mailpulse.exporter.logsetup import configure_logging  # noqa: PLC0415
 
     config = io.load(path)
     if config is None:
         return EX_CONFIG
-    from exporter.preflight import check_state_dir  # noqa: PLC0415
+    from mailpulse.exporter.preflight import check_state_dir  # noqa: PLC0415
 
     # Without this a state dir the user cannot create (the default /var/lib/mailpulse, run as non-root)
     # ended in a traceback from os.makedirs.

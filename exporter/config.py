@@ -13,8 +13,8 @@ from typing import Any, cast
 
 import yaml
 
-from exporter.configtools import NAME_RE, ConfigError, Node, Schema, Secret, parse_listen
-from exporter.feature import AnyFeature, C, Feature
+from mailpulse.exporter.configtools import NAME_RE, ConfigError, Node, Schema, Secret, parse_listen
+from mailpulse.exporter.feature import AnyFeature, C, Feature
 
 EX_CONFIG = 78  # sysexits.h: configuration error; the systemd unit does not restart on it
 

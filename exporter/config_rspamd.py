@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from exporter.configtools import Node
-from parsers.rspamd.vocab import ANTIVIRUS_SYMBOLS, FORCED_MODULES, module_key
+from mailpulse.exporter.configtools import Node
+from mailpulse.parsers.rspamd.vocab import ANTIVIRUS_SYMBOLS, FORCED_MODULES, module_key
 
 # rspamd symbol names: letters, digits, "_" (Lua plugins may use lower case, "." and "-" too)
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import yaml
 
-from exporter.config import KEY_DOCS, parse_config
-from exporter.configtools import ConfigError, KeySpec, Schema
-from exporter.feature import AnyFeature
-from exporter.metrics.catalog import sections
-from exporter.metrics.family import Family, Kind
+from mailpulse.exporter.config import KEY_DOCS, parse_config
+from mailpulse.exporter.configtools import ConfigError, KeySpec, Schema
+from mailpulse.exporter.feature import AnyFeature
+from mailpulse.exporter.metrics.catalog import sections
+from mailpulse.exporter.metrics.family import Family, Kind
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TARGET = DOCS / "metrics.md"

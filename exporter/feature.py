@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
 
-from exporter.configtools import Node
-from exporter.metrics.collector import Part
-from exporter.metrics.family import Family
-from exporter.metrics.sources import SourcesAggregator
-from exporter.pipeline import Format
+from mailpulse.exporter.configtools import Node
+from mailpulse.exporter.metrics.collector import Part
+from mailpulse.exporter.metrics.family import Family
+from mailpulse.exporter.metrics.sources import SourcesAggregator
+from mailpulse.exporter.pipeline import Format
 
 if TYPE_CHECKING:
-    from exporter.config import Config
+    from mailpulse.exporter.config import Config
 
 C = TypeVar("C")
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from exporter.metrics.sources import SourceStats
-from parsers.results import PARSERS_PACKAGE, Foreign, RuleError, Unparsed, rule_name
-from parsers.syslog import TimestampParser
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.parsers.results import PARSERS_PACKAGE, Foreign, RuleError, Unparsed, rule_name
+from mailpulse.parsers.syslog import TimestampParser
 
 log = structlog.get_logger(__name__)
 # the packages whose frames name a failing rule (their import names: "mailpulse.parsers." when installed)

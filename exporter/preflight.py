@@ -22,8 +22,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.config import Config, SourceConfig
-from exporter.feature import ERROR, WARNING, AnyFeature, Finding
+from mailpulse.exporter.config import Config, SourceConfig
+from mailpulse.exporter.feature import ERROR, WARNING, AnyFeature, Finding
 
 HEALTH_TIMEOUT = 2.0
 

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Kind, Labels
+from mailpulse.exporter.metrics.family import Family, Kind, Labels
 
 log = structlog.get_logger(__name__)
 

@@ -16,12 +16,12 @@ from typing import IO, TextIO, cast
 
 from prometheus_client.exposition import generate_latest
 
-from exporter import __version__
-from exporter.feature import AnyFeature, Summary
-from exporter.metrics.collector import MailpulseCollector, Part, SelfMetrics, make_registry
-from exporter.metrics.sources import SourcesAggregator
-from exporter.pipeline import Format, LinePipeline
-from exporter.sources.lines import split_lines
+from mailpulse.exporter import __version__
+from mailpulse.exporter.feature import AnyFeature, Summary
+from mailpulse.exporter.metrics.collector import MailpulseCollector, Part, SelfMetrics, make_registry
+from mailpulse.exporter.metrics.sources import SourcesAggregator
+from mailpulse.exporter.pipeline import Format, LinePipeline
+from mailpulse.exporter.sources.lines import split_lines
 
 CHUNK = 64 << 10  # larger chunks cost more RSS and were not faster
 

@@ -21,12 +21,12 @@ from collections import Counter
 from collections.abc import Callable
 from io import StringIO
 
-from exporter.metrics.sources import SourcesAggregator
-from parsers.postfix import events as ev
-from parsers.postfix.vocab import REJECT_ACTIONS
-from parsers.results import Unparsed
-from parsers.rspamd.events import RspamdError, RspamdRepeated, RspamdScan
-from parsers.rspamd.vocab import scan_label
+from mailpulse.exporter.metrics.sources import SourcesAggregator
+from mailpulse.parsers.postfix import events as ev
+from mailpulse.parsers.postfix.vocab import REJECT_ACTIONS
+from mailpulse.parsers.results import Unparsed
+from mailpulse.parsers.rspamd.events import RspamdError, RspamdRepeated, RspamdScan
+from mailpulse.parsers.rspamd.vocab import scan_label
 
 
 def hour_of(ts: str) -> str:

@@ -13,8 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from exporter.config import Config
-    from exporter.feature import AnyFeature
+    from mailpulse.exporter.config import Config
+    from mailpulse.exporter.feature import AnyFeature
 
 try:
     __version__ = version("mailpulse")
@@ -26,27 +26,27 @@ __all__ = ["__version__", "console_main", "features", "load_config", "main", "pa
 
 def features() -> list[AnyFeature]:
     """Fresh instances of every feature, in the order of docs/metrics.md and docs/config.md."""
-    from exporter.features import PostfixLogs, PostfixQueue, RspamdLogs  # noqa: PLC0415
-    from probes.feature import Probes  # noqa: PLC0415
+    from mailpulse.exporter.features import PostfixLogs, PostfixQueue, RspamdLogs  # noqa: PLC0415
+    from mailpulse.probes.feature import Probes  # noqa: PLC0415
 
     return [PostfixLogs(), PostfixQueue(), RspamdLogs(), Probes()]
 
 
 def load_config(path: str, with_features: Sequence[AnyFeature] | None = None) -> Config:
-    from exporter.config import load_config as kernel_load  # noqa: PLC0415
+    from mailpulse.exporter.config import load_config as kernel_load  # noqa: PLC0415
 
     return kernel_load(path, with_features if with_features is not None else features())
 
 
 def parse_config(data: object, path: str = "<config>", with_features: Sequence[AnyFeature] | None = None) -> Config:
-    from exporter.config import parse_config as kernel_parse  # noqa: PLC0415
+    from mailpulse.exporter.config import parse_config as kernel_parse  # noqa: PLC0415
 
     return kernel_parse(data, with_features if with_features is not None else features(), path)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The ``mailpulse`` command with every feature (what tests call; the script calls :func:`console_main`)."""
-    from exporter.cli import main as kernel_main  # noqa: PLC0415
+    from mailpulse.exporter.cli import main as kernel_main  # noqa: PLC0415
 
     return kernel_main(argv, features=features(), out=out, err=err)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from exporter import docsgen
 from mailpulse import features
+from mailpulse.exporter import docsgen
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,7 @@ import calendar
 import time
 from datetime import datetime
 
-from parsers.numbers import is_digits, uint
+from mailpulse.parsers.numbers import is_digits, uint
 
 MONTHS = {
     "Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from email.policy import compat32
 
-from probes.verdicts import METHODS, RESULTS, parse_auth_results, summarize
+from mailpulse.probes.verdicts import METHODS, RESULTS, parse_auth_results, summarize
 
 _CHECK_LINE = re.compile(r'^\s*"?([A-Za-z]+)"?\s+check:\s*([A-Za-z_-]+)', re.MULTILINE)
 _SCORE_LINE = re.compile(r"^\s*(?:spam\s*)?score:\s*(-?\d+(?:\.\d+)?)", re.MULTILINE | re.IGNORECASE)

@@ -14,10 +14,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from probes.config import ProbeConfig, ProbesConfig
-from probes.outcome import ProbeResult
-from probes.runner import log_result
-from probes.service import build_parts
+from mailpulse.probes.config import ProbeConfig, ProbesConfig
+from mailpulse.probes.outcome import ProbeResult
+from mailpulse.probes.runner import log_result
+from mailpulse.probes.service import build_parts
 
 STOP_GRACE = 10.0  # time the watchers get to finish a cleanup in progress
 

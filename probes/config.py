@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from exporter.configtools import NAME_RE, Node, Secret
-from probes.message import OWN_HEADERS
+from mailpulse.exporter.configtools import NAME_RE, Node, Secret
+from mailpulse.probes.message import OWN_HEADERS
 
 TLS_MODES = ("implicit", "starttls")  # never opportunistic: a stripped STARTTLS must fail the probe
 TARGET_KINDS = ("imap", "autoresponder")

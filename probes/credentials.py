@@ -17,9 +17,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from exporter.logsetup import register_secret
-from probes.config import OAuth2Source
-from probes.errors import CredentialError
+from mailpulse.exporter.logsetup import register_secret
+from mailpulse.probes.config import OAuth2Source
+from mailpulse.probes.errors import CredentialError
 
 
 class TokenSource:

@@ -21,8 +21,8 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
-from probes.config import DnsConfig
-from probes.verdicts import parse_headers, unfold
+from mailpulse.probes.config import DnsConfig
+from mailpulse.probes.verdicts import parse_headers, unfold
 
 DKIM_RESULTS = ("pass", "fail", "none", "temperror", "permerror")
 _TAG = re.compile(r"(?:^|;)\s*([a-z]+)\s*=\s*([^;]*)")

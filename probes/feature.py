@@ -10,11 +10,11 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 
-from exporter.configtools import Node
-from exporter.feature import CommandIO, CommandRunner, Context, Feature, Health, Part, Service
-from probes.config import KEY_DOCS, ProbesConfig, parse_probes
-from probes.metrics import FAMILIES, ProbeMetrics
-from probes.service import ProbeService
+from mailpulse.exporter.configtools import Node
+from mailpulse.exporter.feature import CommandIO, CommandRunner, Context, Feature, Health, Part, Service
+from mailpulse.probes.config import KEY_DOCS, ProbesConfig, parse_probes
+from mailpulse.probes.metrics import FAMILIES, ProbeMetrics
+from mailpulse.probes.service import ProbeService
 
 PROBE_DESCRIPTION = """\
 Run the configured end-to-end probes (all, or those named with --probe) once, at the same time, and
@@ -83,8 +83,8 @@ class Probes(Feature[ProbesConfig | None]):
         return {"probe": self._probe}
 
     def _probe(self, args: argparse.Namespace, io: CommandIO) -> int:
-        from exporter.logsetup import configure_logging  # noqa: PLC0415
-        from probes.cli import run_probes_once  # noqa: PLC0415
+        from mailpulse.exporter.logsetup import configure_logging  # noqa: PLC0415
+        from mailpulse.probes.cli import run_probes_once  # noqa: PLC0415
 
         config = io.load(args.config)
         if config is None:

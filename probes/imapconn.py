@@ -33,12 +33,12 @@ from typing import Any
 
 from aioimaplib import aioimaplib
 
-from exporter.logsetup import register_secret
-from probes.config import TargetConfig
-from probes.credentials import TokenSource
-from probes.errors import CredentialError, ImapAuthError, ImapTimeout, ReceiveError
-from probes.imapparse import FetchItem, Folder, parse_fetch, parse_list, quote
-from probes.send import tls_context
+from mailpulse.exporter.logsetup import register_secret
+from mailpulse.probes.config import TargetConfig
+from mailpulse.probes.credentials import TokenSource
+from mailpulse.probes.errors import CredentialError, ImapAuthError, ImapTimeout, ReceiveError
+from mailpulse.probes.imapparse import FetchItem, Folder, parse_fetch, parse_list, quote
+from mailpulse.probes.send import tls_context
 
 MAX_LINE = 1 << 20  # bytes of one response line without its literals (a UID SEARCH of 100k messages fits)
 SAMPLE = 80  # bytes of server data quoted in an error message

@@ -29,14 +29,14 @@ from typing import Protocol
 
 import structlog
 
-from probes.config import JUNK, TargetConfig
-from probes.credentials import TokenSource
-from probes.errors import ImapFolderError, ImapTimeout, ReceiveError
-from probes.imapconn import ImapSession, imap_context, server_text
-from probes.imapparse import FetchItem, Folder, find_named, find_special
-from probes.message import TAG_HEADER, TOKEN_RE, parse_tag, tokens_in
-from probes.registry import Found, Registry
-from probes.verdicts import parse_headers
+from mailpulse.probes.config import JUNK, TargetConfig
+from mailpulse.probes.credentials import TokenSource
+from mailpulse.probes.errors import ImapFolderError, ImapTimeout, ReceiveError
+from mailpulse.probes.imapconn import ImapSession, imap_context, server_text
+from mailpulse.probes.imapparse import FetchItem, Folder, find_named, find_special
+from mailpulse.probes.message import TAG_HEADER, TOKEN_RE, parse_tag, tokens_in
+from mailpulse.probes.registry import Found, Registry
+from mailpulse.probes.verdicts import parse_headers
 
 log = structlog.get_logger(__name__)
 

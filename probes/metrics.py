@@ -18,11 +18,11 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels
-from probes.config import ProbeConfig, ProbesConfig
-from probes.errors import RECEIVE_REASONS, STAGE_REASONS
-from probes.outcome import FOLDERS, ProbeResult
-from probes.verdicts import METHODS, RESULTS, SPAM_ENGINES
+from mailpulse.exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels
+from mailpulse.probes.config import ProbeConfig, ProbesConfig
+from mailpulse.probes.errors import RECEIVE_REASONS, STAGE_REASONS
+from mailpulse.probes.outcome import FOLDERS, ProbeResult
+from mailpulse.probes.verdicts import METHODS, RESULTS, SPAM_ENGINES
 
 LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0,
                    3600.0)  # fmt: skip

@@ -28,16 +28,16 @@ from typing import Any
 
 import structlog
 
-from probes.autoreply import parse_report
-from probes.config import ProbeConfig, ProbesConfig, TargetConfig
-from probes.dkimcheck import DkimChecker
-from probes.errors import ProbeError
-from probes.mailbox import MailboxWatcher
-from probes.message import DkimKey, build
-from probes.outcome import ProbeResult
-from probes.registry import Found, Pending, Registry
-from probes.send import Sender
-from probes.verdicts import judge, parse_headers, receiver_domains
+from mailpulse.probes.autoreply import parse_report
+from mailpulse.probes.config import ProbeConfig, ProbesConfig, TargetConfig
+from mailpulse.probes.dkimcheck import DkimChecker
+from mailpulse.probes.errors import ProbeError
+from mailpulse.probes.mailbox import MailboxWatcher
+from mailpulse.probes.message import DkimKey, build
+from mailpulse.probes.outcome import ProbeResult
+from mailpulse.probes.registry import Found, Pending, Registry
+from mailpulse.probes.send import Sender
+from mailpulse.probes.verdicts import judge, parse_headers, receiver_domains
 
 log = structlog.get_logger(__name__)
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import aiosmtplib
 import structlog
 
-from probes.config import RouteConfig
-from probes.credentials import TokenSource
-from probes.errors import CredentialError, SendError
+from mailpulse.probes.config import RouteConfig
+from mailpulse.probes.credentials import TokenSource
+from mailpulse.probes.errors import CredentialError, SendError
 
 log = structlog.get_logger(__name__)
 

@@ -25,18 +25,18 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.core import Metric
 
-from exporter.feature import Health
-from exporter.logsetup import register_secret
-from probes import state
-from probes.config import ProbesConfig, TargetConfig
-from probes.credentials import TokenSource
-from probes.dkimcheck import DkimChecker
-from probes.mailbox import MailboxWatcher
-from probes.metrics import FAMILIES, ProbeMetrics
-from probes.outcome import ProbeResult
-from probes.registry import Registry
-from probes.runner import ProbeRunner, log_result
-from probes.send import Sender
+from mailpulse.exporter.feature import Health
+from mailpulse.exporter.logsetup import register_secret
+from mailpulse.probes import state
+from mailpulse.probes.config import ProbesConfig, TargetConfig
+from mailpulse.probes.credentials import TokenSource
+from mailpulse.probes.dkimcheck import DkimChecker
+from mailpulse.probes.mailbox import MailboxWatcher
+from mailpulse.probes.metrics import FAMILIES, ProbeMetrics
+from mailpulse.probes.outcome import ProbeResult
+from mailpulse.probes.registry import Registry
+from mailpulse.probes.runner import ProbeRunner, log_result
+from mailpulse.probes.send import Sender
 
 log = structlog.get_logger(__name__)
 EXPIRE_EVERY = 10.0  # seconds between purges of pending probes past their late window

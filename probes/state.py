@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from probes.registry import Pending
+from mailpulse.probes.registry import Pending
 
 log = structlog.get_logger(__name__)
 VERSION = 1

@@ -31,7 +31,7 @@ from email.policy import compat32
 
 import authres
 
-from probes.hops import Layout, header_text, layout, registrable
+from mailpulse.probes.hops import Layout, header_text, layout, registrable
 
 METHODS = ("dkim", "spf", "dmarc", "arc", "compauth")
 RESULTS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy", "bestguesspass",

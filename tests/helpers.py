@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.feature import Part
-from exporter.features import PostfixLogs, RspamdLogs
-from exporter.metrics.postfix import PostfixAggregator
-from exporter.metrics.rspamd import RspamdAggregator
-from exporter.pipeline import Format
-from parsers.postfix import PostfixParserConfig
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.feature import Part
+from mailpulse.exporter.features import PostfixLogs, RspamdLogs
+from mailpulse.exporter.metrics.postfix import PostfixAggregator
+from mailpulse.exporter.metrics.rspamd import RspamdAggregator
+from mailpulse.exporter.pipeline import Format
+from mailpulse.parsers.postfix import PostfixParserConfig
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

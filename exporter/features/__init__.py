@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.features.postfix import PostfixLogs
-from exporter.features.queue import PostfixQueue
-from exporter.features.rspamd import RspamdLogs
-from exporter.scan import scan
-from parsers.postfix import PostfixParserConfig
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.features.postfix import PostfixLogs
+from mailpulse.exporter.features.queue import PostfixQueue
+from mailpulse.exporter.features.rspamd import RspamdLogs
+from mailpulse.exporter.scan import scan
+from mailpulse.parsers.postfix import PostfixParserConfig
 
 __all__ = ["PostfixLogs", "PostfixQueue", "RspamdLogs", "scan_logs"]
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from exporter.configtools import Node
-from exporter.feature import Feature, Part, Summary
-from exporter.metrics.postfix import FAMILIES, PostfixAggregator
-from exporter.pipeline import Format
-from exporter.summary import SummaryAggregator
-from parsers.postfix import PostfixParser, PostfixParserConfig, vocab
-from parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
-from parsers.syslog import split_line
+from mailpulse.exporter.configtools import Node
+from mailpulse.exporter.feature import Feature, Part, Summary
+from mailpulse.exporter.metrics.postfix import FAMILIES, PostfixAggregator
+from mailpulse.exporter.pipeline import Format
+from mailpulse.exporter.summary import SummaryAggregator
+from mailpulse.parsers.postfix import PostfixParser, PostfixParserConfig, vocab
+from mailpulse.parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
+from mailpulse.parsers.syslog import split_line
 
 LABEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 

@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exporter.configtools import Node
-from exporter.feature import ERROR, WARNING, Context, Feature, Finding, Health, Part, Service
-from exporter.preflight import whoami
-from exporter.queue import FAMILIES, QueueCollector
+from mailpulse.exporter.configtools import Node
+from mailpulse.exporter.feature import ERROR, WARNING, Context, Feature, Finding, Health, Part, Service
+from mailpulse.exporter.preflight import whoami
+from mailpulse.exporter.queue import FAMILIES, QueueCollector
 
 QUEUE_CHECK_TIMEOUT = 15.0  # check-config must answer quickly even when postqueue hangs
 

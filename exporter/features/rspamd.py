@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from exporter.config_rspamd import KEY_DOCS, RspamdConfig, parse_rspamd
-from exporter.configtools import Node
-from exporter.feature import Feature, Part
-from exporter.metrics.rspamd import FAMILIES, RspamdAggregator
-from exporter.pipeline import Format
-from parsers.rspamd import RspamdParser, rspamd_timestamp
+from mailpulse.exporter.config_rspamd import KEY_DOCS, RspamdConfig, parse_rspamd
+from mailpulse.exporter.configtools import Node
+from mailpulse.exporter.feature import Feature, Part
+from mailpulse.exporter.metrics.rspamd import FAMILIES, RspamdAggregator
+from mailpulse.exporter.pipeline import Format
+from mailpulse.parsers.rspamd import RspamdParser, rspamd_timestamp
 
 
 class RspamdLogs(Feature[RspamdConfig]):

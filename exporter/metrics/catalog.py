@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from exporter.feature import AnyFeature
-from exporter.metrics.collector import SELF_FAMILIES
-from exporter.metrics.family import Family
-from exporter.metrics.sources import FAMILIES as SOURCE_FAMILIES
+from mailpulse.exporter.feature import AnyFeature
+from mailpulse.exporter.metrics.collector import SELF_FAMILIES
+from mailpulse.exporter.metrics.family import Family
+from mailpulse.exporter.metrics.sources import FAMILIES as SOURCE_FAMILIES
 
 KERNEL_SECTIONS = (("Log sources", SOURCE_FAMILIES), ("mailpulse itself", SELF_FAMILIES))
 

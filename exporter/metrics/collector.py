@@ -11,7 +11,7 @@ from typing import Protocol
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.metrics.family import Family, Kind
+from mailpulse.exporter.metrics.family import Family, Kind
 
 BUILD_INFO = Family(
     "mailpulse_build_info", "Always 1; labels say which mailpulse and Python are running.", Kind.GAUGE,

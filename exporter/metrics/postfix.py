@@ -16,11 +16,11 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels, exponential
-from parsers.postfix import events as ev
-from parsers.postfix.program import ProgramTable
-from parsers.postfix.vocab import REJECT_ACTIONS
-from parsers.results import Unparsed
+from mailpulse.exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels, exponential
+from mailpulse.parsers.postfix import events as ev
+from mailpulse.parsers.postfix.program import ProgramTable
+from mailpulse.parsers.postfix.vocab import REJECT_ACTIONS
+from mailpulse.parsers.results import Unparsed
 
 C, G, H = Kind.COUNTER, Kind.GAUGE, Kind.HISTOGRAM
 KUMINA = "kumina"

@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 from prometheus_client.core import Metric
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.metrics.family import Family, Histogram, Kind, Labels
-from parsers.results import Unparsed
-from parsers.rspamd.events import (
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.metrics.family import Family, Histogram, Kind, Labels
+from mailpulse.parsers.results import Unparsed
+from mailpulse.parsers.rspamd.events import (
     RspamdError,
     RspamdGreylist,
     RspamdLearn,
@@ -34,8 +34,8 @@ from parsers.rspamd.events import (
     RspamdScan,
     forced_parts,
 )
-from parsers.rspamd.symbols import SymbolMatcher, signed_domains
-from parsers.rspamd.vocab import (
+from mailpulse.parsers.rspamd.symbols import SymbolMatcher, signed_domains
+from mailpulse.parsers.rspamd.vocab import (
     ACTION_LABELS,
     AUTH_METHODS,
     AUTH_RESULTS,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Kind, Labels
+from mailpulse.exporter.metrics.family import Family, Kind, Labels
 
 C, G = Kind.COUNTER, Kind.GAUGE
 

@@ -35,9 +35,9 @@ from typing import IO, cast
 
 import structlog
 
-from exporter.metrics.sources import SourceStats
-from exporter.sources.lines import split_lines
-from exporter.sources.position import CorruptState, Position, load_position, read_head, save_position
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.sources.lines import split_lines
+from mailpulse.exporter.sources.position import CorruptState, Position, load_position, read_head, save_position
 
 log = structlog.get_logger(__name__)
 

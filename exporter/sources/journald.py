@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from exporter.metrics.sources import SourceStats
+from mailpulse.exporter.metrics.sources import SourceStats
 
 log = structlog.get_logger(__name__)
 

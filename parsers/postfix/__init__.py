@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from parsers.postfix.common import Handler, level_message
-from parsers.postfix.delivery import DeliveryParser
-from parsers.postfix.events import PostfixEvent
-from parsers.postfix.others import (
+from mailpulse.parsers.postfix.common import Handler, level_message
+from mailpulse.parsers.postfix.delivery import DeliveryParser
+from mailpulse.parsers.postfix.events import PostfixEvent
+from mailpulse.parsers.postfix.others import (
     PostscreenParser,
     parse_anvil,
     parse_dnsblog,
@@ -27,17 +27,17 @@ from parsers.postfix.others import (
     parse_statistics,
     parse_tlsproxy,
 )
-from parsers.postfix.program import ProgramTable
-from parsers.postfix.queue import CleanupParser, QmgrParser, parse_bounce, parse_pickup, parse_postsuper
-from parsers.postfix.smtpd import SmtpdParser
-from parsers.postfix.vocab import (
+from mailpulse.parsers.postfix.program import ProgramTable
+from mailpulse.parsers.postfix.queue import CleanupParser, QmgrParser, parse_bounce, parse_pickup, parse_postsuper
+from mailpulse.parsers.postfix.smtpd import SmtpdParser
+from mailpulse.parsers.postfix.vocab import (
     BLOCKLIST_RULES,
     DELIVERY_RULES,
     REJECT_RULES,
     make_classifier,
 )
-from parsers.results import FOREIGN, Foreign, RuleError, Unparsed, rule_error
-from parsers.syslog import split_line, split_tag
+from mailpulse.parsers.results import FOREIGN, Foreign, RuleError, Unparsed, rule_error
+from mailpulse.parsers.syslog import split_line, split_tag
 
 ParseResult = PostfixEvent | Unparsed | Foreign | RuleError
 

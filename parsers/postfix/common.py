@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from parsers.postfix.events import AccessAction, LogMessage, PostfixEvent, TlsConnection, TlsFailure
-from parsers.postfix.vocab import ACTIONS, STAGES, TLS_PROTOCOLS, TLS_TRUST, ReplyClassifier, bounded
+from mailpulse.parsers.postfix.events import AccessAction, LogMessage, PostfixEvent, TlsConnection, TlsFailure
+from mailpulse.parsers.postfix.vocab import ACTIONS, STAGES, TLS_PROTOCOLS, TLS_TRUST, ReplyClassifier, bounded
 
 Handler = Callable[[str, str, str, str, str], PostfixEvent | None]
 """``handler(ts, service, daemon, level, message)``; None means "not a shape I know"."""

@@ -11,10 +11,10 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from parsers.numbers import MAX_SECONDS, decimal, decimals4
-from parsers.postfix.common import is_queue_id, parse_access_action, parse_tls, reply_codes
-from parsers.postfix.events import ConnectFailure, Delivery, LogMessage, PostfixEvent, RemoteReply, TlsFailure
-from parsers.postfix.vocab import ACTIONS, DELIVERY_STATUSES, TLS_LEVELS, ReplyClassifier, bounded
+from mailpulse.parsers.numbers import MAX_SECONDS, decimal, decimals4
+from mailpulse.parsers.postfix.common import is_queue_id, parse_access_action, parse_tls, reply_codes
+from mailpulse.parsers.postfix.events import ConnectFailure, Delivery, LogMessage, PostfixEvent, RemoteReply, TlsFailure
+from mailpulse.parsers.postfix.vocab import ACTIONS, DELIVERY_STATUSES, TLS_LEVELS, ReplyClassifier, bounded
 
 # Parsed with partition() rather than one regex: on CPython 3.11 the partition chain costs about half.
 # 5270320179: to=<hebj@telia.com>, [orig_to=<x>, ]relay=mail.telia.com[81.236.60.210]:25, [conn_use=2, ]

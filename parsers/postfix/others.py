@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from parsers.numbers import MAX_COUNT, uint
-from parsers.postfix.common import parse_access_action, parse_tls
-from parsers.postfix.events import (
+from mailpulse.parsers.numbers import MAX_COUNT, uint
+from mailpulse.parsers.postfix.common import parse_access_action, parse_tls
+from mailpulse.parsers.postfix.events import (
     AnvilStatistic,
     DnsblHit,
     Lifecycle,
@@ -14,7 +14,7 @@ from parsers.postfix.events import (
     PostfixEvent,
     PostscreenEvent,
 )
-from parsers.postfix.vocab import ANVIL_KINDS, ReplyClassifier
+from mailpulse.parsers.postfix.vocab import ANVIL_KINDS, ReplyClassifier
 
 # postscreen verdicts of more than one word -> action
 POSTSCREEN_PREFIXES = (

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from parsers.numbers import MAX_BYTES, MAX_COUNT, uint
-from parsers.postfix.common import is_queue_id, level_message, parse_access_action
-from parsers.postfix.delivery import DeliveryParser
-from parsers.postfix.events import (
+from mailpulse.parsers.numbers import MAX_BYTES, MAX_COUNT, uint
+from mailpulse.parsers.postfix.common import is_queue_id, level_message, parse_access_action
+from mailpulse.parsers.postfix.delivery import DeliveryParser
+from mailpulse.parsers.postfix.events import (
     BounceNotice,
     CleanupMessage,
     LogMessage,
@@ -16,7 +16,7 @@ from parsers.postfix.events import (
     QueueExpired,
     QueueRemoved,
 )
-from parsers.postfix.vocab import ReplyClassifier
+from mailpulse.parsers.postfix.vocab import ReplyClassifier
 
 # 776E41855DB2: sender non-delivery notification: A48191855DA0
 BOUNCE_KINDS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from parsers.postfix.common import is_queue_id, level_message, parse_access_action, parse_tls, reply_codes
-from parsers.postfix.events import (
+from mailpulse.parsers.postfix.common import is_queue_id, level_message, parse_access_action, parse_tls, reply_codes
+from mailpulse.parsers.postfix.events import (
     AccessAction,
     ConnectionLost,
     LogMessage,
@@ -15,7 +15,7 @@ from parsers.postfix.events import (
     SmtpdConnect,
     SmtpdDisconnect,
 )
-from parsers.postfix.vocab import COMMANDS, STAGES, ReplyClassifier, bounded
+from mailpulse.parsers.postfix.vocab import COMMANDS, STAGES, ReplyClassifier, bounded
 
 SASL_METHODS = frozenset(
     [

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from parsers.numbers import is_digits, uint
-from parsers.results import FOREIGN, Foreign, RuleError, Unparsed, rule_error
-from parsers.rspamd.events import NOISE, Noise, RspamdError, RspamdEvent, RspamdRepeated, RspamdScan
-from parsers.rspamd.side import Handler, resolve
-from parsers.rspamd.verdict import parse_verdict, scan_from_parts
-from parsers.syslog import split_line, split_tag
+from mailpulse.parsers.numbers import is_digits, uint
+from mailpulse.parsers.results import FOREIGN, Foreign, RuleError, Unparsed, rule_error
+from mailpulse.parsers.rspamd.events import NOISE, Noise, RspamdError, RspamdEvent, RspamdRepeated, RspamdScan
+from mailpulse.parsers.rspamd.side import Handler, resolve
+from mailpulse.parsers.rspamd.verdict import parse_verdict, scan_from_parts
+from mailpulse.parsers.syslog import split_line, split_tag
 
 __all__ = ["ParseResult", "RspamdParser", "parse_lines", "rspamd_timestamp"]
 

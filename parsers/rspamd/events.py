@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from parsers.numbers import score
-from parsers.rspamd.symbols import signed_domains
+from mailpulse.parsers.numbers import score
+from mailpulse.parsers.rspamd.symbols import signed_domains
 
 
 @dataclass(slots=True)

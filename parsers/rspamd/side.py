@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from parsers.rspamd.events import (
+from mailpulse.parsers.rspamd.events import (
     NOISE,
     Noise,
     RspamdError,
@@ -53,7 +53,7 @@ from parsers.rspamd.events import (
     RspamdLifecycle,
     RspamdRatelimit,
 )
-from parsers.rspamd.vocab import OTHER, PROCESS_TYPES
+from mailpulse.parsers.rspamd.vocab import OTHER, PROCESS_TYPES
 
 SideResult = RspamdEvent | Noise
 Handler = Callable[[str, str, str], SideResult]

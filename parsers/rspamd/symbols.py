@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import contains
 
-from parsers.numbers import score
-from parsers.rspamd.vocab import (
+from mailpulse.parsers.numbers import score
+from mailpulse.parsers.rspamd.vocab import (
     ARC_PREFIX,
     ARC_SYMBOLS,
     AUTH_METHODS,

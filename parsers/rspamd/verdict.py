@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 
-from parsers.numbers import MAX_BYTES, MAX_MILLISECONDS, MAX_SCORE, decimal, score, uint
-from parsers.rspamd.events import RspamdScan, action_name
-from parsers.rspamd.symbols import auth_results, with_scores
+from mailpulse.parsers.numbers import MAX_BYTES, MAX_MILLISECONDS, MAX_SCORE, decimal, score, uint
+from mailpulse.parsers.rspamd.events import RspamdScan, action_name
+from mailpulse.parsers.rspamd.symbols import auth_results, with_scores
 
 _NAN = float("nan")
 

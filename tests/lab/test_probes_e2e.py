@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from lab.envfile import LabEnv
-from probes.message import make_tag, new_token
+from mailpulse.probes.message import make_tag, new_token
 
 pytestmark = [pytest.mark.lab]
 REPO = Path(__file__).resolve().parents[2]
@@ -198,7 +198,7 @@ def test_no_secret_in_any_log_line(mail_lab: LabEnv, tmp_path: Path, capfd: pyte
     lab password, a wrong password, the HMAC key nor an XOAUTH2 token (raw or base64) shows up, while
     logins succeed, fail and XOAUTH2 is refused."""
     import mailpulse as cli
-    from exporter import logsetup
+    from mailpulse.exporter import logsetup
 
     env = mail_lab
     monkeypatch.setattr(logsetup, "QUIET_LIBRARIES", ())

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from exporter.config import Config
-from exporter.feature import Context
-from exporter.metrics.family import Family
 from mailpulse import load_config
-from probes import metrics as m
-from probes.feature import Probes
-from probes.service import ProbeService
+from mailpulse.exporter.config import Config
+from mailpulse.exporter.feature import Context
+from mailpulse.exporter.metrics.family import Family
+from mailpulse.probes import metrics as m
+from mailpulse.probes.feature import Probes
+from mailpulse.probes.service import ProbeService
 from tests.lab.test_probes_e2e import lab_config, lab_probes, probe
 
 pytestmark = [pytest.mark.lab]

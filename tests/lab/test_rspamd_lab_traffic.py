@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.features import scan_logs as scan
 from lab.envfile import LabEnv
-from parsers.rspamd import RspamdParser
-from parsers.rspamd.events import RspamdScan
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.features import scan_logs as scan
+from mailpulse.parsers.rspamd import RspamdParser
+from mailpulse.parsers.rspamd.events import RspamdScan
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
 

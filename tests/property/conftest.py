@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from parsers.results import set_strict
+from mailpulse.parsers.results import set_strict
 
 
 # per test, not per session: a session fixture of this directory would stay active for the tests that run

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
-from parsers.postfix import PostfixParserConfig
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
+from mailpulse.parsers.postfix import PostfixParserConfig
 from tests.helpers import Aggregators, build_formats
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lab"

@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.metrics.sources import SourceStats
-from exporter.sources.files import FileSource
-from exporter.sources.position import CorruptState, Position, format_position, load_position, parse_position
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.sources.files import FileSource
+from mailpulse.exporter.sources.position import CorruptState, Position, format_position, load_position, parse_position
 
 LINE = "Nov 24 16:58:17 mail postfix/qmgr[1]: 3mPVKl0Mhjz7sXv: removed"
 VALID = format_position(Position(1234567, 52311, 52840, b"Nov 24 16:58:17 mail"))

@@ -7,9 +7,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.postfix import PostfixParser
-from parsers.postfix.events import PostfixEvent
-from parsers.results import Foreign, Unparsed
+from mailpulse.parsers.postfix import PostfixParser
+from mailpulse.parsers.postfix.events import PostfixEvent
+from mailpulse.parsers.results import Foreign, Unparsed
 
 PARSE = PostfixParser()
 LAB_LINES = (Path(__file__).resolve().parent.parent / "fixtures" / "lab" / "postfix.log").read_text().splitlines()

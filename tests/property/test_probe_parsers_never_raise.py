@@ -6,10 +6,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.autoreply import parse_report
-from probes.imapparse import decode_mutf7, parse_fetch, parse_list
-from probes.message import make_tag, parse_tag, tokens_in
-from probes.verdicts import RESULTS, judge, parse_auth_results, parse_headers, summarize
+from mailpulse.probes.autoreply import parse_report
+from mailpulse.probes.imapparse import decode_mutf7, parse_fetch, parse_list
+from mailpulse.probes.message import make_tag, parse_tag, tokens_in
+from mailpulse.probes.verdicts import RESULTS, judge, parse_auth_results, parse_headers, summarize
 
 KEY = b"0123456789abcdef0123456789abcdef"
 AR_ALPHABET = st.sampled_from(list('abcdefgijklmnoprstuvwxyz.=;()@ -_"\\\t\r\n0123456789')) | st.characters()

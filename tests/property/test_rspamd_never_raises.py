@@ -8,12 +8,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.metrics.rspamd import RspamdAggregator
-from parsers.results import Foreign, Unparsed
-from parsers.rspamd import RspamdParser
-from parsers.rspamd.events import Noise, RspamdEvent
-from parsers.rspamd.symbols import auth_results, parse_symbols, signed_domains
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.metrics.rspamd import RspamdAggregator
+from mailpulse.parsers.results import Foreign, Unparsed
+from mailpulse.parsers.rspamd import RspamdParser
+from mailpulse.parsers.rspamd.events import Noise, RspamdEvent
+from mailpulse.parsers.rspamd.symbols import auth_results, parse_symbols, signed_domains
 
 PARSER = RspamdParser()
 LAB_LINES = (Path(__file__).resolve().parent.parent / "fixtures" / "lab" / "rspamd.log").read_text().splitlines()

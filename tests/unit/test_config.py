@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli import EX_CONFIG
-from exporter.configtools import ConfigError, parse_duration, parse_listen
-from exporter.features import PostfixQueue
 from mailpulse import load_config, main, parse_config
-from probes.feature import Probes
+from mailpulse.exporter.cli import EX_CONFIG
+from mailpulse.exporter.configtools import ConfigError, parse_duration, parse_listen
+from mailpulse.exporter.features import PostfixQueue
+from mailpulse.probes.feature import Probes
 
 MINIMAL = {"sources": [{"name": "postfix", "path": "/var/log/mail.log"}]}
 

@@ -11,11 +11,11 @@ from typing import assert_type
 import pytest
 import yaml
 
-from exporter import docsgen
-from exporter.config import parse_config
-from exporter.configtools import Node, Schema
-from exporter.feature import Feature
 from mailpulse import features, load_config, main
+from mailpulse.exporter import docsgen
+from mailpulse.exporter.config import parse_config
+from mailpulse.exporter.configtools import Node, Schema
+from mailpulse.exporter.feature import Feature
 
 # Every file the example names lives here; the test puts them under a temporary directory.
 SECRETS_DIR = "/etc/mailpulse/"

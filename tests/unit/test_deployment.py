@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from exporter.cli import EX_CONFIG, build_parser
-from exporter.configtools import ConfigError
-from exporter.http import MetricsServer
-from exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
 from mailpulse import features, load_config, main
+from mailpulse.exporter.cli import EX_CONFIG, build_parser
+from mailpulse.exporter.configtools import ConfigError
+from mailpulse.exporter.http import MetricsServer
+from mailpulse.exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

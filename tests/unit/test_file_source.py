@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.features import PostfixLogs
-from exporter.metrics.sources import SourceStats
-from exporter.pipeline import LinePipeline
-from exporter.sources.files import FileSource
+from mailpulse.exporter.features import PostfixLogs
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.pipeline import LinePipeline
+from mailpulse.exporter.sources.files import FileSource
 
 
 class Tail:
@@ -194,8 +194,8 @@ def test_a_directory_is_a_read_error(tmp_path: Path) -> None:
 
 UNREADABLE_CHILD = """
 import json, sys
-from exporter.metrics.sources import SourceStats
-from exporter.sources.files import FileSource
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.sources.files import FileSource
 stats = SourceStats("t")
 lines = []
 src = FileSource(stats, sys.argv[1], sys.argv[2], lines.extend, start_at_end=False)

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from exporter.features import PostfixLogs
-from exporter.metrics.sources import SourceStats
-from exporter.pipeline import LinePipeline
-from exporter.scan import read_lines
-from exporter.sources.files import DEFAULT_ROTATED_PATTERNS, FileSource
-from exporter.sources.lines import split_lines
-from exporter.sources.position import HEAD_BYTES, Position, format_position, load_position
+from mailpulse.exporter.features import PostfixLogs
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.pipeline import LinePipeline
+from mailpulse.exporter.scan import read_lines
+from mailpulse.exporter.sources.files import DEFAULT_ROTATED_PATTERNS, FileSource
+from mailpulse.exporter.sources.lines import split_lines
+from mailpulse.exporter.sources.position import HEAD_BYTES, Position, format_position, load_position
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tmpfs or a read-only bind mount")
 

@@ -22,8 +22,8 @@ LINE = "Nov 24 16:58:17 mail postfix/qmgr[1]: {:010d}: removed\n"
 
 CHILD = f"""
 import asyncio, signal, sys
-from exporter.metrics.sources import SourceStats
-from exporter.sources.files import FileSource
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.sources.files import FileSource
 out = open(sys.argv[3], "a")
 def sink(lines):
     out.write("".join(line + "\\n" for line in lines))

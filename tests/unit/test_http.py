@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.http import MetricsServer
-from exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
+from mailpulse.exporter.http import MetricsServer
+from mailpulse.exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
 
 
 def _server(**kwargs: object) -> MetricsServer:

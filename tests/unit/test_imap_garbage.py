@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.configtools import Secret
-from probes.config import TargetConfig
-from probes.errors import ReceiveError
-from probes.imapconn import SAMPLE, ImapSession, server_text
+from mailpulse.exporter.configtools import Secret
+from mailpulse.probes.config import TargetConfig
+from mailpulse.probes.errors import ReceiveError
+from mailpulse.probes.imapconn import SAMPLE, ImapSession, server_text
 
 TIMEOUT = 3.0  # the target's per-command timeout; garbage must be recognised well before it
 MARK = b"GARBAGE\x1b[31m\x00\r"  # a terminal escape, a NUL and a bare CR in every repetition

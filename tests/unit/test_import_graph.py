@@ -1,7 +1,8 @@
 """The imports run one way: parsers <- exporter kernel <- features <- the mailpulse shell.
 
 Read from the source with ``ast`` (lazy imports inside functions count too), so a shortcut taken in a
-function body is caught as well as one at the top of a module.
+function body is caught as well as one at the top of a module. Modules are named here by their folder
+(``exporter.app``); in code they are imported as ``mailpulse.exporter.app`` (one import package).
 """
 
 from __future__ import annotations
@@ -27,6 +28,26 @@ def imports_of(path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
+    return {short(name) for name in found}
+
+
+def short(name: str) -> str:
+    """``mailpulse.exporter.app`` -> ``exporter.app`` (the folder it lives in); the shell stays ``mailpulse``."""
+    for folder in ("exporter", "parsers", "probes"):
+        if name == f"mailpulse.{folder}" or name.startswith(f"mailpulse.{folder}."):
+            return name.removeprefix("mailpulse.")
+    return name
+
+
+def bare_imports(path: Path) -> set[str]:
+    """Project modules imported by their folder name (``from parsers...``) instead of ``mailpulse.parsers...``:
+    in a checkout both work, and the same module would be loaded twice, as two different modules."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        found.update(n for n in names if n.split(".")[0] in ("exporter", "parsers", "probes"))
     return found
 
 
@@ -48,6 +69,13 @@ def offenders(package: str, allowed: tuple[str, ...], *, skip: tuple[str, ...] =
         for imported in imported_set
         if not imported.startswith(allowed)
     )
+
+
+def test_project_modules_are_imported_through_the_mailpulse_package() -> None:
+    folders = ("exporter", "parsers", "probes", "mailpulse", "tests", "bench", "lab", "dashboards", "scripts")
+    paths = [p for f in folders for p in sorted((ROOT / f).rglob("*.py"))
+             if not p.is_relative_to(ROOT / "mailpulse") or p.parent == ROOT / "mailpulse"]  # fmt: skip
+    assert [] == sorted(f"{p.relative_to(ROOT)}: {m}" for p in paths for m in bare_imports(p))
 
 
 def test_parsers_import_only_parsers() -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.features import PostfixLogs
-from exporter.metrics.sources import SourceStats
-from exporter.pipeline import LinePipeline
-from exporter.sources.journald import JournalSource
+from mailpulse.exporter.features import PostfixLogs
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.pipeline import LinePipeline
+from mailpulse.exporter.sources.journald import JournalSource
 
 JOURNAL_REMOTE = Path("/usr/lib/systemd/systemd-journal-remote")
 pytestmark = pytest.mark.skipif(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.metrics.postfix import PostfixAggregator
-from parsers.postfix import PostfixParser, PostfixParserConfig
-from parsers.postfix.program import ADMIT_AFTER, ProgramTable
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.metrics.postfix import PostfixAggregator
+from mailpulse.parsers.postfix import PostfixParser, PostfixParserConfig
+from mailpulse.parsers.postfix.program import ADMIT_AFTER, ProgramTable
 from tests.helpers import Aggregators, build_formats
 
 P = "Nov 24 16:58:17 mail postfix"

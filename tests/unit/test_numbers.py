@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from parsers.numbers import MAX_COUNT, decimal, decimals4, is_digits, score, signed_decimal, uint
+from mailpulse.parsers.numbers import MAX_COUNT, decimal, decimals4, is_digits, score, signed_decimal, uint
 
 # text that str.isdigit, int() or float() accept (or half-accept) but that no number may be
 NOT_NUMBERS = [

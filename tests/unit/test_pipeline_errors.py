@@ -17,14 +17,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.metrics.sources import SourcesAggregator, SourceStats
-from exporter.pipeline import ErrorLog, Format, LinePipeline
-from exporter.sources.files import FileSource
 from mailpulse import main
-from parsers import postfix as postfix_package
-from parsers.postfix import PostfixParser, PostfixParserConfig
-from parsers.results import PARSERS_PACKAGE, RuleError, set_strict
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.metrics.sources import SourcesAggregator, SourceStats
+from mailpulse.exporter.pipeline import ErrorLog, Format, LinePipeline
+from mailpulse.exporter.sources.files import FileSource
+from mailpulse.parsers import postfix as postfix_package
+from mailpulse.parsers.postfix import PostfixParser, PostfixParserConfig
+from mailpulse.parsers.results import PARSERS_PACKAGE, RuleError, set_strict
 from tests.helpers import Aggregators, build_formats
 
 # module names of planted rules, as if they lived in mailpulse's code (whatever the import package is called)

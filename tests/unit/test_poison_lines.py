@@ -14,11 +14,11 @@ import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
-from exporter.metrics.sources import SourcesAggregator
-from exporter.pipeline import LinePipeline
-from parsers.postfix import PostfixParserConfig
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
+from mailpulse.exporter.metrics.sources import SourcesAggregator
+from mailpulse.exporter.pipeline import LinePipeline
+from mailpulse.parsers.postfix import PostfixParserConfig
 from tests.helpers import Aggregators, build_formats
 
 P = "Nov 24 16:58:17 mail postfix"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.features import scan_logs as scan
+from mailpulse.exporter.features import scan_logs as scan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lab"
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.postfix import PostfixParser
-from parsers.postfix import events as ev
-from parsers.results import FOREIGN, Unparsed
+from mailpulse.parsers.postfix import PostfixParser
+from mailpulse.parsers.postfix import events as ev
+from mailpulse.parsers.results import FOREIGN, Unparsed
 
 P = "Nov 24 16:58:17 mail"
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from exporter.configtools import ConfigError
 from mailpulse import parse_config
-from probes.feature import Probes
+from mailpulse.exporter.configtools import ConfigError
+from mailpulse.probes.feature import Probes
 
 
 @pytest.fixture

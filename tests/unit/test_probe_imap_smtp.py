@@ -10,8 +10,8 @@ from typing import NoReturn
 import aiosmtplib
 import pytest
 
-from probes.imapparse import decode_mutf7, find_named, find_special, parse_fetch, parse_list, quote
-from probes.send import classify, queue_id_of
+from mailpulse.probes.imapparse import decode_mutf7, find_named, find_special, parse_fetch, parse_list, quote
+from mailpulse.probes.send import classify, queue_id_of
 
 HEADER = bytearray(b"Subject: x\r\nX-Mailpulse-Probe: v=1\r\n\r\n")
 

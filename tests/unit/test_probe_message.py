@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from probes import message
-from probes.config import DnsConfig
-from probes.dkimcheck import DkimChecker, signatures
+from mailpulse.probes import message
+from mailpulse.probes.config import DnsConfig
+from mailpulse.probes.dkimcheck import DkimChecker, signatures
 
 KEY = b"k" * 32
 

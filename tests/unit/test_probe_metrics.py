@@ -12,14 +12,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from exporter.configtools import Secret
-from exporter.metrics.family import families_by_name
-from probes import state
-from probes.config import ProbeConfig, ProbesConfig, RouteConfig, TargetConfig
-from probes.metrics import FAMILIES, ProbeMetrics
-from probes.outcome import ProbeResult
-from probes.registry import Found, Registry
-from probes.runner import arrival_latency
+from mailpulse.exporter.configtools import Secret
+from mailpulse.exporter.metrics.family import families_by_name
+from mailpulse.probes import state
+from mailpulse.probes.config import ProbeConfig, ProbesConfig, RouteConfig, TargetConfig
+from mailpulse.probes.metrics import FAMILIES, ProbeMetrics
+from mailpulse.probes.outcome import ProbeResult
+from mailpulse.probes.registry import Found, Registry
+from mailpulse.probes.runner import arrival_latency
 
 CONFIG = ProbesConfig(
     Secret("0123456789abcdef", "test"),
@@ -214,9 +214,9 @@ def test_reload_keeps_counters_drops_removed_probes() -> None:
     probe's series are gone, a new probe starts at 0."""
     import dataclasses
 
-    from exporter.feature import Context
-    from probes.feature import Probes
-    from probes.service import ProbeService
+    from mailpulse.exporter.feature import Context
+    from mailpulse.probes.feature import Probes
+    from mailpulse.probes.service import ProbeService
 
     feature = Probes()
     context = Context(threading.Lock(), "/nonexistent-mailpulse-state")

@@ -7,8 +7,8 @@ from typing import NoReturn
 
 import pytest
 
-from probes.autoreply import parse_report
-from probes.verdicts import judge, parse_auth_results, parse_headers, spam_verdict, summarize, trusted_header
+from mailpulse.probes.autoreply import parse_report
+from mailpulse.probes.verdicts import judge, parse_auth_results, parse_headers, spam_verdict, summarize, trusted_header
 
 GMAIL = (
     "mx.google.com; dkim=pass header.i=@example.org header.s=sel header.b=abc123; arc=pass (i=1 spf=pass); "

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from exporter.features import scan_logs as scan
-from parsers.postfix import PostfixParser
-from parsers.postfix import events as ev
-from parsers.results import FOREIGN, Unparsed
-from parsers.rspamd import RspamdParser
-from parsers.rspamd.events import RspamdScan
+from mailpulse.exporter.features import scan_logs as scan
+from mailpulse.parsers.postfix import PostfixParser
+from mailpulse.parsers.postfix import events as ev
+from mailpulse.parsers.results import FOREIGN, Unparsed
+from mailpulse.parsers.rspamd import RspamdParser
+from mailpulse.parsers.rspamd.events import RspamdScan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 REALWORLD = FIXTURES / "realworld"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from probes.hops import header_text, layout, registrable
-from probes.verdicts import judge, parse_headers, receiver_domains, spam_verdict
+from mailpulse.probes.hops import header_text, layout, registrable
+from mailpulse.probes.verdicts import judge, parse_headers, receiver_domains, spam_verdict
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "realworld" / "receivers"
 PASS3 = {"dkim": "pass", "spf": "pass", "dmarc": "pass"}

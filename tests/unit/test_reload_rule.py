@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from exporter.app import App
 from mailpulse import features, load_config
+from mailpulse.exporter.app import App
 from tests.helpers import free_port
 
 QMGR = "Nov 24 16:58:17 mail postfix/qmgr[1]: {qid}: removed\n"

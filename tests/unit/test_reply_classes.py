@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.metrics.postfix import SMTPD_TLS, TLS_CONNECTIONS, TLS_FAILURES, PostfixAggregator
-from parsers.postfix import PostfixParser
-from parsers.postfix import events as ev
-from parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
-from parsers.rspamd import RspamdParser
-from parsers.rspamd.events import RspamdScan
-from parsers.rspamd.symbols import parse_symbols, with_scores
+from mailpulse.exporter.metrics.postfix import SMTPD_TLS, TLS_CONNECTIONS, TLS_FAILURES, PostfixAggregator
+from mailpulse.parsers.postfix import PostfixParser
+from mailpulse.parsers.postfix import events as ev
+from mailpulse.parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
+from mailpulse.parsers.rspamd import RspamdParser
+from mailpulse.parsers.rspamd.events import RspamdScan
+from mailpulse.parsers.rspamd.symbols import parse_symbols, with_scores
 
 P = "Nov 24 16:58:17 mail"
 ENVELOPE = "from=<a@example.org> to=<b@example.net> proto=ESMTP helo=<client.example.org>"

@@ -8,11 +8,11 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.config_rspamd import RspamdConfig
-from exporter.metrics import rspamd as m
-from exporter.metrics.rspamd import FAMILIES, RspamdAggregator
-from parsers.rspamd import RspamdParser
-from parsers.rspamd.vocab import SCAN_ACTIONS
+from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.metrics import rspamd as m
+from mailpulse.exporter.metrics.rspamd import FAMILIES, RspamdAggregator
+from mailpulse.parsers.rspamd import RspamdParser
+from mailpulse.parsers.rspamd.vocab import SCAN_ACTIONS
 
 TS = "2026-11-24 16:58:18"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config_rspamd import RspamdConfig, parse_rspamd
-from exporter.configtools import ConfigError, Node
-from exporter.features import RspamdLogs
 from mailpulse import parse_config
-from parsers.rspamd.vocab import ANTIVIRUS_SYMBOLS
+from mailpulse.exporter.config_rspamd import RspamdConfig, parse_rspamd
+from mailpulse.exporter.configtools import ConfigError, Node
+from mailpulse.exporter.features import RspamdLogs
+from mailpulse.parsers.rspamd.vocab import ANTIVIRUS_SYMBOLS
 
 MINIMAL = {"sources": [{"name": "rspamd", "type": "file", "format": "rspamd", "path": "/var/log/rspamd/rspamd.log"}]}
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.features import scan_logs as scan
-from parsers.rspamd import RspamdParser
-from parsers.rspamd.events import RspamdScan
+from mailpulse.exporter.features import scan_logs as scan
+from mailpulse.parsers.rspamd import RspamdParser
+from mailpulse.parsers.rspamd.events import RspamdScan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lab"
 LOG = FIXTURES / "rspamd.log"

@@ -11,9 +11,9 @@ import math
 
 import pytest
 
-from parsers.results import FOREIGN, Unparsed
-from parsers.rspamd import RspamdParser, rspamd_timestamp
-from parsers.rspamd.events import (
+from mailpulse.parsers.results import FOREIGN, Unparsed
+from mailpulse.parsers.rspamd import RspamdParser, rspamd_timestamp
+from mailpulse.parsers.rspamd.events import (
     NOISE,
     RspamdError,
     RspamdGreylist,

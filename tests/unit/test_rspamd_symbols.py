@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from parsers.rspamd import RspamdParser, verdict
-from parsers.rspamd.events import RspamdScan
-from parsers.rspamd.symbols import (
+from mailpulse.parsers.rspamd import RspamdParser, verdict
+from mailpulse.parsers.rspamd.events import RspamdScan
+from mailpulse.parsers.rspamd.symbols import (
     Symbol,
     SymbolMatcher,
     auth_from_symbols,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics.catalog import all_families
 from mailpulse import features, main
 from mailpulse.docsgen import main as docsgen
+from mailpulse.exporter.metrics.catalog import all_families
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lab"
 POSTFIX_LOG = FIXTURES / "postfix.log"

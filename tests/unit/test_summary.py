@@ -9,8 +9,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from exporter.features import scan_logs as scan
-from exporter.summary import FOOTER
+from mailpulse.exporter.features import scan_logs as scan
+from mailpulse.exporter.summary import FOOTER
 
 P = "Nov 24 16:58"
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from parsers.syslog import TimestampParser, split_line, split_tag
+from mailpulse.parsers.syslog import TimestampParser, split_line, split_tag
 
 
 @pytest.mark.parametrize(
