@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import CommandIO, CommandRunner, Context, Feature, Health, Part, Service
 from mailpulse.probes.config import KEY_DOCS, ProbesConfig, parse_probes
 from mailpulse.probes.metrics import FAMILIES, ProbeMetrics
-from mailpulse.probes.service import ProbeService
+
+if TYPE_CHECKING:  # the scheduler and the SMTP/IMAP stack load only when probes run
+    from mailpulse.probes.service import ProbeService
 
 PROBE_DESCRIPTION = """\
 Run the configured end-to-end probes (all, or those named with --probe) once, at the same time, and
@@ -58,6 +61,8 @@ class Probes(Feature[ProbesConfig | None]):
 
     def build(self, config: ProbesConfig, context: Context) -> ProbeService:
         """A service for ``config``; the metrics object is the feature's, so counters survive a rebuild."""
+        from mailpulse.probes.service import ProbeService  # noqa: PLC0415
+
         service = ProbeService(config, context.lock, os.path.join(context.state_dir, "probes.json"), self._metrics)
         self._metrics = service.metrics
         return service
