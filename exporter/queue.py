@@ -20,6 +20,7 @@ import structlog
 from prometheus_client.core import Metric
 
 from exporter.metrics.family import Family, Kind, Labels
+from exporter.metrics.store import Counts, inc
 
 log = structlog.get_logger(__name__)
 
@@ -115,7 +116,7 @@ class QueueCollector:
         self.up = 0
         self.last_success = 0.0
         self.duration = 0.0
-        self.errors: dict[str, int] = {}
+        self.errors: Counts = {}  # (reason,) → failed collections
         self._last_problem: str | None = None
         self.last_detail = ""  # the last failure's message (postqueue's stderr), for check-config
         self.attempts = 0
@@ -209,7 +210,7 @@ class QueueCollector:
         return False
 
     def _count(self, reason: str) -> None:
-        self.errors[reason] = self.errors.get(reason, 0) + 1
+        inc(self.errors, (reason,))
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -232,7 +233,7 @@ class QueueCollector:
         yield UP.from_values({(): float(self.up)})
         yield LAST_SUCCESS.from_values({(): self.last_success})
         yield DURATION.from_values({(): self.duration})
-        yield ERRORS.from_values({(r,): float(n) for r, n in self.errors.items()})
+        yield ERRORS.from_values(self.errors)
 
 
 class _PostqueueError(Exception):

@@ -18,7 +18,8 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels
+from exporter.metrics.family import Family, Kind, Labels
+from exporter.metrics.store import Store, inc
 from probes.config import ProbeConfig, ProbesConfig
 from probes.errors import RECEIVE_REASONS, STAGE_REASONS
 from probes.outcome import FOLDERS, ProbeResult
@@ -172,9 +173,10 @@ class ProbeMetrics:
                  now: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.lock = lock or threading.Lock()
         self._now = now
-        self.counters: dict[Family, dict[Labels, float]] = {f: {} for f in FAMILIES if f.kind is not Kind.HISTOGRAM}
-        self.latency = HistogramVec(LATENCY_BUCKETS)
-        self.send = HistogramVec(SEND_BUCKETS)
+        self.store = Store(FAMILIES)
+        self.counters = self.store.counts
+        self.latency = self.store.hist(LATENCY)
+        self.send = self.store.hist(SEND_DURATION)
         self.mailboxes = tuple(mailboxes)
         self._init(config.probes, config)
 
@@ -196,8 +198,8 @@ class ProbeMetrics:
             zeros += [(DKIM_OWN, (p.name, result)) for result in DKIM_OWN_RESULTS]
             for fam, labels in zeros:
                 c[fam].setdefault(labels, 0.0)
-            self.latency.setdefault(key, Histogram(LATENCY_BUCKETS))
-            self.send.setdefault(key, Histogram(SEND_BUCKETS))
+            self.latency.ensure(key)
+            self.send.ensure(key)
         for name in self.mailboxes:
             zeros = [(MAILBOX_UP, (name,)), (CLEANUP_FAILURES, (name,))]
             zeros += [(CLEANUP, (name, why)) for why in CLEANUP_WHY]
@@ -337,5 +339,4 @@ class ProbeMetrics:
                 yield fam.from_values(dict(self.counters[fam]))
 
 
-def _inc(store: dict[Labels, float], key: Labels, n: float = 1.0) -> None:
-    store[key] = store.get(key, 0.0) + n
+_inc = inc

@@ -31,9 +31,12 @@ class RspamdLogs(Feature[RspamdConfig]):
 
     def formats(self, config: RspamdConfig) -> Sequence[Format]:
         # the labeller follows the config: rebuilt with the formats on every load
-        self.aggregator.reconfigure(config)
+        agg = self.aggregator
+        agg.reconfigure(config)
         parser = RspamdParser()
-        return (Format("rspamd", parser.parse_line, parser.parse_fields, self.aggregator.handlers(), rspamd_timestamp),)
+        return (
+            Format("rspamd", parser.parse_line, parser.parse_fields, agg.handlers(), rspamd_timestamp, agg.end_batch),
+        )
 
     def parts(self) -> Sequence[Part]:
         return (self.aggregator,)

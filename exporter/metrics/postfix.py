@@ -16,7 +16,8 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels, exponential
+from exporter.metrics.family import Family, Kind, Labels, exponential
+from exporter.metrics.store import CappedLabels, Histogram, Store
 from parsers.postfix import events as ev
 from parsers.postfix.program import ProgramTable
 from parsers.postfix.vocab import REJECT_ACTIONS
@@ -240,7 +241,7 @@ FAMILIES: tuple[Family, ...] = (
     QUEUE_ADMIN, BOUNCES, PICKUP, LOG_MESSAGES, SERVICE_NAMES,
 )  # fmt: skip
 
-_COUNTER_FAMILIES = tuple(f for f in FAMILIES if f.kind is not H and f is not SERVICE_NAMES)
+_STORED = tuple(f for f in FAMILIES if f is not SERVICE_NAMES)  # SERVICE_NAMES is read from the parser
 _MAX_DNSBL_ZONES = 30
 
 
@@ -254,29 +255,30 @@ class PostfixAggregator:
     families = FAMILIES
 
     def __init__(self) -> None:
-        self.values: dict[str, dict[Labels, float]] = {f.name: {} for f in _COUNTER_FAMILIES}
-        self.hists: dict[str, HistogramVec] = {f.name: HistogramVec(f.buckets) for f in FAMILIES if f.kind is H}
-        v, h = self.values, self.hists
-        self._connects = v[SMTPD_CONNECTS.name]
-        self._smtpd_conn = v[SMTPD_CONNECTIONS.name]
-        self._disconnects = v[SMTPD_DISCONNECTS.name]
-        self._removed_c = v[QMGR_REMOVED.name]
-        self._cleanup_c = v[CLEANUP_PROCESSED.name]
-        self._deliveries = v[DELIVERIES.name]
-        self._log = v[LOG_MESSAGES.name]
-        self._processed = v[SMTPD_PROCESSED.name]
-        self._accepted_c = v[SMTPD_ACCEPTED.name]
-        self._tls_c = v[TLS_CONNECTIONS.name]
-        self._smtpd_tls = v[SMTPD_TLS.name]
-        self._smtp_tls = v[SMTP_TLS.name]
-        self._postscreen_c = v[POSTSCREEN.name]
-        self._smtp_processed = v[SMTP_PROCESSED.name]
-        self._size = h[QMGR_SIZE.name]
-        self._rcpts = h[QMGR_RCPTS.name]
-        self._delay = h[DELIVERY_DELAY.name]
-        self._smtp_delay = h[SMTP_DELAY.name]
-        self._lmtp_delay = h[LMTP_DELAY.name]
-        self._anvil_v = v[ANVIL.name]
+        self.store = Store(_STORED)
+        self.values = self.store.values
+        self._dnsbl_zones = CappedLabels(_MAX_DNSBL_ZONES)
+        v, h = self.store, self.store.hists
+        self._connects = v[SMTPD_CONNECTS]
+        self._smtpd_conn = v[SMTPD_CONNECTIONS]
+        self._disconnects = v[SMTPD_DISCONNECTS]
+        self._removed_c = v[QMGR_REMOVED]
+        self._cleanup_c = v[CLEANUP_PROCESSED]
+        self._deliveries = v[DELIVERIES]
+        self._log = v[LOG_MESSAGES]
+        self._processed = v[SMTPD_PROCESSED]
+        self._accepted_c = v[SMTPD_ACCEPTED]
+        self._tls_c = v[TLS_CONNECTIONS]
+        self._smtpd_tls = v[SMTPD_TLS]
+        self._smtp_tls = v[SMTP_TLS]
+        self._postscreen_c = v[POSTSCREEN]
+        self._smtp_processed = v[SMTP_PROCESSED]
+        self._size = h[QMGR_SIZE]
+        self._rcpts = h[QMGR_RCPTS]
+        self._delay = h[DELIVERY_DELAY]
+        self._smtp_delay = h[SMTP_DELAY]
+        self._lmtp_delay = h[LMTP_DELAY]
+        self._anvil_v = v[ANVIL]
         self._table: dict[type, Callable[[Any], None]] | None = None
         self._programs: ProgramTable | None = None
         self._size_h = self._size.histogram(())
@@ -329,7 +331,7 @@ class PostfixAggregator:
             handler(event)
 
     def _inc(self, family: Family, labels: Labels = (), amount: float = 1) -> None:
-        store = self.values[family.name]
+        store = self.values[family.name]  # by name: a str hashes once, a Family on every lookup
         store[labels] = store.get(labels, 0) + amount
 
     # -- frequent events: inline increments ----------------------------------------------------------
@@ -474,14 +476,10 @@ class PostfixAggregator:
             self._inc(BOUNCE_NDR)
 
     def _dnsbl(self, e: ev.DnsblHit) -> None:
-        store = self.values[DNSBL_HITS.name]
-        key = (e.domain,)
-        if key not in store and len(store) >= _MAX_DNSBL_ZONES:
-            key = ("other",)
-        store[key] = store.get(key, 0) + 1
+        self._inc(DNSBL_HITS, (self._dnsbl_zones(e.domain),))
 
     def _anvil(self, e: ev.AnvilStatistic) -> None:
-        self.values[ANVIL.name][(e.kind,)] = e.value
+        self._anvil_v[(e.kind,)] = e.value
 
     def _lifecycle(self, e: ev.Lifecycle) -> None:
         self._inc(LIFECYCLE, (e.event,))
@@ -494,14 +492,9 @@ class PostfixAggregator:
 
     # -- scrape -------------------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
-        for family in FAMILIES:
-            if family.kind is H:
-                yield family.from_histograms(self.hists[family.name])
-            elif family is SERVICE_NAMES:
-                p = self._programs
-                names: dict[Labels, float] = {}
-                if p is not None:
-                    names = {("labelled",): float(p.labelled), ("refused",): float(p.refused)}
-                yield family.from_values(names)
-            else:
-                yield family.from_values(self.values[family.name])
+        yield from self.store.collect()
+        p = self._programs
+        names: dict[Labels, float] = {}
+        if p is not None:
+            names = {("labelled",): float(p.labelled), ("refused",): float(p.refused)}
+        yield SERVICE_NAMES.from_values(names)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 
 from exporter.metrics.family import Family, Kind, Labels
+from exporter.metrics.store import CappedLabels
 
 C, G = Kind.COUNTER, Kind.GAUGE
 
@@ -101,13 +102,13 @@ class SourceStats:
         self.errors: dict[str, int] = {}
         self.rotations: dict[str, int] = {}
         self.rule_errors: dict[str, int] = {}
+        self._rules = CappedLabels(MAX_RULES)
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
     def rule_error(self, rule: str) -> None:
-        if rule not in self.rule_errors and len(self.rule_errors) >= MAX_RULES:
-            rule = "other"
+        rule = self._rules(rule)
         self.rule_errors[rule] = self.rule_errors.get(rule, 0) + 1
 
     def rotated(self, kind: str) -> None:
