@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Kind, Labels
+from exporter.metrics.family import Family, Kind, Labels, enum, label_sets
 from exporter.metrics.store import Counts, inc
 
 log = structlog.get_logger(__name__)
@@ -60,6 +60,8 @@ ERRORS = Family(
 )  # fmt: skip
 
 FAMILIES = (MESSAGES, SIZE, OLDEST, RECIPIENTS, UP, LAST_SUCCESS, DURATION, ERRORS)
+REASONS = ("permission", "timeout", "not_found", "failed", "parse")
+LABEL_SETS = label_sets(FAMILIES, {"queue": enum((*QUEUES, "other")), "reason": enum(REASONS)})
 
 
 @dataclass

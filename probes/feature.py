@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from exporter.configtools import Node
 from exporter.feature import CommandIO, CommandRunner, Context, Feature, Health, Part, Service
 from probes.config import KEY_DOCS, ProbesConfig, parse_probes
-from probes.metrics import FAMILIES, ProbeMetrics
+from probes.metrics import FAMILIES, LABEL_SETS, ProbeMetrics
 from probes.service import ProbeService
 
 PROBE_DESCRIPTION = """\
@@ -33,6 +33,7 @@ class Probes(Feature[ProbesConfig | None]):
     title = "End-to-end probes"
     section = ("probes",)
     families = FAMILIES
+    label_sets = LABEL_SETS
     standalone = True
     key_docs = KEY_DOCS
 

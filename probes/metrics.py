@@ -18,9 +18,9 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Kind, Labels
+from exporter.metrics.family import Family, Kind, Labels, enum, label_sets, named
 from exporter.metrics.store import Store, inc
-from probes.config import ProbeConfig, ProbesConfig
+from probes.config import PROVIDERS, TARGET_KINDS, ProbeConfig, ProbesConfig
 from probes.errors import RECEIVE_REASONS, STAGE_REASONS
 from probes.outcome import FOLDERS, ProbeResult
 from probes.verdicts import METHODS, RESULTS, SPAM_ENGINES
@@ -159,6 +159,29 @@ DEADLINE = Family(
 FAMILIES = (INFO, INTERVAL, DEADLINE, RUNS, FAILURES, SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE, LATENCY,
             LAST_LATENCY, SEND_DURATION, LATE, PLACEMENTS, LAST_PLACEMENT, AUTH_RESULTS, LAST_AUTH, DKIM_OWN,
             SPAM_SCORE, TLS_VERSION, SKIPPED, MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES)  # fmt: skip
+
+LABEL_SETS = label_sets(
+    FAMILIES,
+    {
+        "probe": named("probes.probes[].name"),
+        "route": named("probes.routes[].name"),
+        "target": named("probes.targets[].name"),
+        "target_kind": enum(TARGET_KINDS),
+        "provider": enum(PROVIDERS),
+        "stage": enum(STAGE_REASONS),
+        "reason": enum(dict.fromkeys(r for reasons in STAGE_REASONS.values() for r in reasons)),
+        "folder": enum(FOLDERS),
+        "method": enum(METHODS),
+        "result": enum((*RESULTS, "other")),
+        "engine": enum(SPAM_ENGINES),
+        "protocol": enum(TLS_VERSIONS),
+    },
+    {
+        (DKIM_OWN, "result"): enum(DKIM_OWN_RESULTS),
+        (MAILBOX_ERRORS, "reason"): enum(RECEIVE_REASONS),
+        (CLEANUP, "reason"): enum(CLEANUP_WHY),
+    },
+)
 
 MAILBOX_FAMILIES = frozenset((MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES))
 PRECREATED_AUTH = (("dkim", "pass"), ("dkim", "fail"), ("spf", "pass"), ("spf", "fail"), ("dmarc", "pass"),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from exporter.config_rspamd import KEY_DOCS, RspamdConfig, parse_rspamd
 from exporter.configtools import Node
 from exporter.feature import Feature, Part
-from exporter.metrics.rspamd import FAMILIES, RspamdAggregator
+from exporter.metrics.rspamd import FAMILIES, LABEL_SETS, RspamdAggregator
 from exporter.pipeline import Format
 from parsers.rspamd import RspamdParser, rspamd_timestamp
 
@@ -17,6 +17,7 @@ class RspamdLogs(Feature[RspamdConfig]):
     title = "rspamd logs"
     section = ("rspamd",)
     families = FAMILIES
+    label_sets = LABEL_SETS
     format_names = ("rspamd",)
     key_docs = KEY_DOCS
 

@@ -23,7 +23,10 @@ from prometheus_client.core import (
 
 from exporter.metrics.store import Histogram, HistogramVec, Labels
 
-__all__ = ["Family", "Histogram", "HistogramVec", "Kind", "Labels", "emit", "exponential", "families_by_name"]
+__all__ = [
+    "Family", "Histogram", "HistogramVec", "Kind", "LabelSets", "LabelValues", "Labels", "bounded", "emit", "enum",
+    "exponential", "families_by_name", "label_sets", "named",
+]  # fmt: skip
 
 
 class Kind(StrEnum):
@@ -79,6 +82,68 @@ class Family:
         for labels, hist in hists.items():
             metric.add_metric(labels, hist.cumulative(), hist.sum)
         return metric
+
+
+@dataclass(frozen=True)
+class LabelValues:
+    """Where one label's values come from, declared next to the families (docs/metrics.md lists it, and a
+    property test holds every emitted value to it):
+
+    * ``enum``: exactly ``values``;
+    * ``config``: the names the config key ``config`` gives, plus ``values`` (usually ``other``);
+    * ``bounded``: an open set (names seen in the logs) of at most ``cap`` distinct values (``cap_key``
+      names the config key that sets it, if any), plus ``values``.
+    """
+
+    kind: str
+    values: tuple[str, ...] = ()
+    config: str = ""
+    cap: int = 0
+    cap_key: str = ""
+    note: str = ""
+
+    def describe(self) -> str:
+        fixed = ", ".join(f"`{v}`" for v in self.values)
+        if self.kind == "enum":
+            return fixed
+        if self.kind == "config":
+            return f"names from `{self.config}`" + (f", and {fixed}" if fixed else "")
+        limit = f"at most {self.cap}" + (f" (`{self.cap_key}`)" if self.cap_key else "")
+        return f"{self.note}, {limit} distinct" + (f", then {fixed}" if fixed else "")
+
+
+def enum(values: Iterable[str]) -> LabelValues:
+    return LabelValues("enum", tuple(values))
+
+
+def named(config: str, *extra: str) -> LabelValues:
+    return LabelValues("config", tuple(extra), config=config)
+
+
+def bounded(cap: int, note: str, *extra: str, cap_key: str = "") -> LabelValues:
+    return LabelValues("bounded", tuple(extra), cap=cap, cap_key=cap_key, note=note)
+
+
+LabelSets = Mapping[tuple[str, str], LabelValues]  # (family name, label) → its values
+
+
+def label_sets(
+    families: Iterable[Family],
+    by_label: Mapping[str, LabelValues],
+    by_family: Mapping[tuple[Family, str], LabelValues] | None = None,
+) -> dict[tuple[str, str], LabelValues]:
+    """Each label of each family with its declared values: ``by_family`` for a label whose meaning is the
+    family's own, else ``by_label`` by label name. A label without a declaration is a programming error,
+    raised at import."""
+    table: dict[tuple[str, str], LabelValues] = {}
+    specific = {(f.name, label): v for (f, label), v in (by_family or {}).items()}
+    for fam in families:
+        for label in fam.labels:
+            values = specific.get((fam.name, label)) or by_label.get(label)
+            if values is None:
+                raise ValueError(f"{fam.name}: label {label!r} does not declare its values")
+            table[(fam.name, label)] = values
+    return table
 
 
 def exponential(start: float, factor: float, count: int) -> tuple[float, ...]:

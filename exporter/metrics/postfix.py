@@ -16,10 +16,13 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Kind, Labels, exponential
+from exporter.metrics.family import Family, Kind, Labels, LabelValues, bounded, enum, exponential, label_sets, named
 from exporter.metrics.store import CappedLabels, Histogram, Store
 from parsers.postfix import events as ev
-from parsers.postfix.program import ProgramTable
+from parsers.postfix import vocab
+from parsers.postfix.common import WARNING_RULES
+from parsers.postfix.program import KNOWN_DAEMONS, ProgramTable
+from parsers.postfix.smtpd import SASL_METHODS
 from parsers.postfix.vocab import REJECT_ACTIONS
 from parsers.results import Unparsed
 
@@ -241,8 +244,75 @@ FAMILIES: tuple[Family, ...] = (
     QUEUE_ADMIN, BOUNCES, PICKUP, LOG_MESSAGES, SERVICE_NAMES,
 )  # fmt: skip
 
-_STORED = tuple(f for f in FAMILIES if f is not SERVICE_NAMES)  # SERVICE_NAMES is read from the parser
 _MAX_DNSBL_ZONES = 30
+
+
+def _sorted(values: object, *extra: str) -> LabelValues:
+    assert isinstance(values, frozenset | tuple)
+    return enum((*sorted(values), *extra))
+
+
+# The kinds of LogMessage: the warning classes (WARNING_RULES, else other) and the informational lines the
+# rules recognise.
+LOG_KINDS = (
+    *dict.fromkeys(kind for _, kind in WARNING_RULES), "other", "cache", "config", "connection", "content_filter",
+    "lookup_table", "pipelining", "protocol", "queue", "resent_message_id", "statistics", "tls",
+)  # fmt: skip
+_DAEMONS = _sorted(KNOWN_DAEMONS, "other")
+_STAGES = _sorted(vocab.STAGES, "other")
+_SASL = _sorted(SASL_METHODS, "other")
+LABEL_SETS = label_sets(
+    FAMILIES,
+    {
+        "service": bounded(
+            50,
+            "Postfix service names from the program tag (daemon names, stock master.cf services, "
+            "`postfix.services.map`/`allow` first)",
+            "other",
+            cap_key="postfix.services.max",
+        ),
+        "code": _sorted(REPLY_CODES, "other", "none"),
+        "after_stage": _STAGES,
+        "stage": _STAGES,
+        "sasl_method": _sorted(SASL_METHODS, "other", "NONE"),
+        "method": _SASL,
+        "trust": enum((*vocab.TLS_TRUST.values(), "other")),
+        "protocol": _sorted(vocab.TLS_PROTOCOLS, "other"),
+        "status": _sorted(vocab.DELIVERY_STATUSES, "other"),
+        "agent": _DAEMONS,
+        "daemon": _DAEMONS,
+        "relay_class": named("postfix.relay_classes[].class", *vocab.RELAY_CLASSES),
+        "provider": enum(vocab.BLOCKLIST_PROVIDERS),
+        "direction": enum(("inbound", "outbound")),
+        "command": _sorted(vocab.COMMANDS),
+        "zone": bounded(_MAX_DNSBL_ZONES, "DNSBL zones dnsblog names", "other"),
+        "event": _sorted(vocab.LIFECYCLE_EVENTS),
+        "state": enum(("labelled", "refused")),
+    },
+    {
+        (SMTP_DELAY, "stage"): enum(DELAY_STAGES),
+        (LMTP_DELAY, "stage"): enum(DELAY_STAGES),
+        (DELIVERY_DELAY, "stage"): enum(("total", *DELAY_STAGES)),
+        (UNSUPPORTED, "service"): _sorted(KNOWN_DAEMONS, "other", "unknown"),
+        (DELIVERY_FAILURES, "reason"): enum(vocab.DELIVERY_REASONS),
+        (REMOTE_REPLIES, "reason"): enum(vocab.DELIVERY_REASONS),
+        (CONNECT_FAILURES, "reason"): enum(vocab.CONNECT_REASONS),
+        (REJECTS, "reason"): enum(vocab.REJECT_REASONS),
+        (DELIVERY_TLS, "level"): _sorted(vocab.TLS_LEVELS, "other"),
+        (LOG_MESSAGES, "level"): enum(vocab.LEVELS),
+        (LOG_MESSAGES, "kind"): enum(LOG_KINDS),
+        (ACCESS_ACTIONS, "action"): _sorted(vocab.ACTIONS - REJECT_ACTIONS, "other"),
+        (POSTSCREEN, "action"): _sorted(vocab.POSTSCREEN_ACTIONS, "other"),
+        (QUEUE_ADMIN, "action"): enum(("deleted", "requeued", "held", "released", "expired")),
+        (SMTPD_ABORTS, "kind"): enum(("lost", "timeout", "too_many_errors", "pipelining")),
+        (ANVIL, "kind"): _sorted(vocab.ANVIL_KINDS),
+        (BOUNCES, "kind"): enum(
+            ("non_delivery", "delay", "delivery_status", "postmaster_non_delivery", "postmaster_delay")
+        ),
+    },
+)
+
+_STORED = tuple(f for f in FAMILIES if f is not SERVICE_NAMES)  # SERVICE_NAMES is read from the parser
 
 
 class PostfixAggregator:

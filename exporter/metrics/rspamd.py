@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 from prometheus_client.core import Metric
 
 from exporter.config_rspamd import RspamdConfig
-from exporter.metrics.family import Family, Kind, Labels
+from exporter.metrics.family import Family, Kind, Labels, bounded, enum, label_sets, named
 from exporter.metrics.rspamd_labels import RspamdLabeller
 from exporter.metrics.store import CappedLabels, Histogram, Store
 from parsers.results import Unparsed
+from parsers.rspamd import vocab
 from parsers.rspamd.events import (
     RspamdError,
     RspamdGreylist,
@@ -32,7 +33,7 @@ from parsers.rspamd.events import (
     RspamdRepeated,
     RspamdScan,
 )
-from parsers.rspamd.vocab import AUTH_METHODS, AUTH_RESULTS, ERROR_CLASSES, SCAN_ACTIONS
+from parsers.rspamd.vocab import AUTH_METHODS, AUTH_RESULTS, ERROR_CLASSES, OTHER, SCAN_ACTIONS
 
 C, H = Kind.COUNTER, Kind.HISTOGRAM
 K = TypeVar("K")
@@ -184,6 +185,30 @@ FAMILIES: tuple[Family, ...] = (
     SCANS, FORCED, SCORE, DURATION, SIZE, AUTH, SIGNATURES, AUTHENTICATED, VIRUSES, AV_FAILURES, SYMBOLS,
     ERRORS, LIFECYCLE, GREYLIST, RATELIMITS, LEARNS, UNPARSED, TRUNCATED,
 )  # fmt: skip
+
+LABEL_SETS = label_sets(
+    FAMILIES,
+    {
+        "action": enum(SCAN_ACTIONS),
+        "module": named("rspamd.forced_modules", *sorted(vocab.FORCED_MODULES), OTHER),
+        "method": enum(AUTH_METHODS),
+        "result": enum(dict.fromkeys(r for m in AUTH_METHODS for r in AUTH_RESULTS[m])),
+        "domain": named("rspamd.signing_domains", OTHER),
+        "signed": enum(YES_NO),
+        "scanner": named("rspamd.antivirus"),
+        "symbol": named("rspamd.symbols"),
+        "class": enum(ERROR_CLASSES),
+        "event": enum(vocab.LIFECYCLE_EVENTS),
+        "process": enum((*sorted(vocab.PROCESS_TYPES), OTHER)),
+        "bucket": bounded(MAX_RATELIMIT_BUCKETS, "ratelimit rule names", OTHER),
+        "kind": enum(UNPARSED_KINDS),
+    },
+    {
+        (GREYLIST, "result"): enum(GREYLIST_RESULTS),
+        (LEARNS, "class"): enum(LEARN_CLASSES),
+        (LEARNS, "result"): enum(LEARN_RESULTS),
+    },
+)
 
 _GREYLIST_KEYS = {("greylisted", "new_record"): ("new",), ("greylisted", "too_early"): ("too_early",)}
 BATCH = 1024  # verdicts queued before they are counted (and always at the end of the pipeline's batch)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client.core import Metric
 
-from exporter.metrics.family import Family, Kind, Labels
+from exporter.metrics.family import Family, Kind, Labels, bounded, enum, label_sets, named
 from exporter.metrics.store import CappedLabels
 
 C, G = Kind.COUNTER, Kind.GAUGE
@@ -78,6 +78,17 @@ FAMILIES = (LINES, RULE_ERRORS, UP, BYTES, LAST_LINE, LAST_READ, LAG_BYTES, LAG_
             UNSAVED)  # fmt: skip
 RESULTS = ("parsed", "unparsed", "foreign", "error")
 MAX_RULES = 20  # distinct rule labels per source; rule names come from the code, this is a safety net
+SOURCE_ERRORS = ("missing", "unreadable", "vanished", "read_error", "journal_exited", "state_write", "state_corrupt")
+ROTATION_KINDS = ("rename", "rename_gzip", "truncate", "replaced")
+LABEL_SETS = label_sets(
+    FAMILIES,
+    {
+        "source": named("sources[].name"),
+        "result": enum(RESULTS),
+        "rule": bounded(MAX_RULES, "mailpulse's parser rules and handlers (module.function)", "other"),
+    },
+    {(ERRORS, "kind"): enum(SOURCE_ERRORS), (ROTATIONS, "kind"): enum(ROTATION_KINDS)},
+)
 
 
 @dataclass
