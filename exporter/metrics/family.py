@@ -35,7 +35,9 @@ class Kind(StrEnum):
     HISTOGRAM = "histogram"
 
 
-@dataclass(frozen=True)
+# eq=False: a family is its declaration, compared and hashed by identity. Stores are keyed by family, and
+# the generated field-wise hash re-hashed the `initial` tuples on every lookup.
+@dataclass(frozen=True, eq=False)
 class Family:
     """One metric family: everything Prometheus and the docs need to know about it."""
 
