@@ -24,8 +24,8 @@ import yaml
 from mailpulse.exporter.config import KEY_DOCS, parse_config
 from mailpulse.exporter.configtools import ConfigError, KeySpec, Schema
 from mailpulse.exporter.feature import AnyFeature
-from mailpulse.exporter.metrics.catalog import sections
-from mailpulse.exporter.metrics.family import Family, Kind
+from mailpulse.exporter.metrics.catalog import all_label_sets, sections
+from mailpulse.exporter.metrics.family import Family, Kind, LabelValues
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TARGET = DOCS / "metrics.md"
@@ -54,6 +54,7 @@ Counters are exported with the `_total` suffix; histograms as `_bucket`, `_sum` 
 
 def render(features: Sequence[AnyFeature]) -> str:
     out = [HEADER]
+    declared = all_label_sets(features)
     for title, families in sections(features):
         if not families:
             continue
@@ -61,10 +62,25 @@ def render(features: Sequence[AnyFeature]) -> str:
         out.append("| metric | type | labels | meaning |\n|---|---|---|---|\n")
         for fam in families:
             out.append(_row(fam))
-    out.append("\n## Label values\n")
-    for feature in features:
-        for title, values in feature.label_values():
-            out.append(f"\n**{title}:** " + ", ".join(f"`{v}`" for v in values) + "\n")
+        out.append(_label_table(families, declared))
+    return "".join(out)
+
+
+def _label_table(families: Sequence[Family], declared: Mapping[tuple[str, str], LabelValues]) -> str:
+    """Every label of the section's families with its values; labels with the same values are one row."""
+    rows: dict[tuple[str, LabelValues], list[str]] = {}
+    for fam in families:
+        for label in fam.labels:
+            rows.setdefault((label, declared[(fam.name, label)]), []).append(fam.name)
+    if not rows:
+        return ""
+    out = ["\n| label | values | of |\n|---|---|---|\n"]
+    for (label, values), names in rows.items():
+        where = (
+            "all" if len(names) == sum(1 for f in families if label in f.labels) else ", ".join(f"`{n}`" for n in names)
+        )
+        text = values.describe().replace("|", "\\|")
+        out.append(f"| `{label}` | {text} | {where} |\n")
     return "".join(out)
 
 

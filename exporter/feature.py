@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
 
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.metrics.collector import Part
-from mailpulse.exporter.metrics.family import Family
+from mailpulse.exporter.metrics.family import Family, LabelSets
 from mailpulse.exporter.metrics.sources import SourcesAggregator
 from mailpulse.exporter.pipeline import Format
 
@@ -121,6 +121,9 @@ class Feature(ABC, Generic[C]):
     #: What each key of its section means, by key path with list items as ``[]`` (``probes.routes[].host``),
     #: in the order docs/config.md lists them. A test holds it to the keys the section's reader reads.
     key_docs: Mapping[str, str] = MappingProxyType({})
+    #: Where each label of its families takes its values from, by (family name, label): an enum, config
+    #: names or a capped open set (:func:`exporter.metrics.family.label_sets` checks every label has one).
+    label_sets: LabelSets = MappingProxyType({})
 
     @abstractmethod
     def parse_config(self, node: Node) -> C:
@@ -159,10 +162,6 @@ class Feature(ABC, Generic[C]):
     def preflight(self, config: C) -> list[Finding]:
         """``check-config``'s checks of what the section needs from this machine, as the calling user."""
         return []
-
-    def label_values(self) -> Sequence[tuple[str, Sequence[str]]]:
-        """Fixed label value lists for docs/metrics.md: ``(title, values)`` pairs."""
-        return ()
 
     def summary(self) -> Summary | None:
         """A fresh report for ``scan --summary``, or None (the first feature that has one reports)."""

@@ -19,7 +19,8 @@ from typing import Any
 import structlog
 from prometheus_client.core import Metric
 
-from mailpulse.exporter.metrics.family import Family, Kind, Labels
+from mailpulse.exporter.metrics.family import Family, Kind, Labels, enum, label_sets
+from mailpulse.exporter.metrics.store import Counts, inc
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +60,8 @@ ERRORS = Family(
 )  # fmt: skip
 
 FAMILIES = (MESSAGES, SIZE, OLDEST, RECIPIENTS, UP, LAST_SUCCESS, DURATION, ERRORS)
+REASONS = ("permission", "timeout", "not_found", "failed", "parse")
+LABEL_SETS = label_sets(FAMILIES, {"queue": enum((*QUEUES, "other")), "reason": enum(REASONS)})
 
 
 @dataclass
@@ -115,7 +118,7 @@ class QueueCollector:
         self.up = 0
         self.last_success = 0.0
         self.duration = 0.0
-        self.errors: dict[str, int] = {}
+        self.errors: Counts = {}  # (reason,) → failed collections
         self._last_problem: str | None = None
         self.last_detail = ""  # the last failure's message (postqueue's stderr), for check-config
         self.attempts = 0
@@ -209,7 +212,7 @@ class QueueCollector:
         return False
 
     def _count(self, reason: str) -> None:
-        self.errors[reason] = self.errors.get(reason, 0) + 1
+        inc(self.errors, (reason,))
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -232,7 +235,7 @@ class QueueCollector:
         yield UP.from_values({(): float(self.up)})
         yield LAST_SUCCESS.from_values({(): self.last_success})
         yield DURATION.from_values({(): self.duration})
-        yield ERRORS.from_values({(r,): float(n) for r, n in self.errors.items()})
+        yield ERRORS.from_values(self.errors)
 
 
 class _PostqueueError(Exception):

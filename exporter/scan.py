@@ -163,4 +163,4 @@ def _tee(fmt: Format, summary: Summary) -> Format:
             extra(event)
 
         handlers[cls] = both
-    return Format(fmt.name, fmt.parse_line, fmt.parse_fields, handlers, fmt.timestamp_of)
+    return Format(fmt.name, fmt.parse_line, fmt.parse_fields, handlers, fmt.timestamp_of, fmt.end_batch)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import CommandIO, CommandRunner, Context, Feature, Health, Part, Service
 from mailpulse.probes.config import KEY_DOCS, ProbesConfig, parse_probes
-from mailpulse.probes.metrics import FAMILIES, ProbeMetrics
+from mailpulse.probes.metrics import FAMILIES, LABEL_SETS, ProbeMetrics
 
 if TYPE_CHECKING:  # the scheduler and the SMTP/IMAP stack load only when probes run
     from mailpulse.probes.service import ProbeService
@@ -36,6 +36,7 @@ class Probes(Feature[ProbesConfig | None]):
     title = "End-to-end probes"
     section = ("probes",)
     families = FAMILIES
+    label_sets = LABEL_SETS
     standalone = True
     key_docs = KEY_DOCS
 

@@ -18,8 +18,9 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from mailpulse.exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels
-from mailpulse.probes.config import ProbeConfig, ProbesConfig
+from mailpulse.exporter.metrics.family import Family, Kind, Labels, enum, label_sets, named
+from mailpulse.exporter.metrics.store import Store, inc
+from mailpulse.probes.config import PROVIDERS, TARGET_KINDS, ProbeConfig, ProbesConfig
 from mailpulse.probes.errors import RECEIVE_REASONS, STAGE_REASONS
 from mailpulse.probes.outcome import FOLDERS, ProbeResult
 from mailpulse.probes.verdicts import METHODS, RESULTS, SPAM_ENGINES
@@ -159,6 +160,29 @@ FAMILIES = (INFO, INTERVAL, DEADLINE, RUNS, FAILURES, SUCCESS, LAST_RUN, LAST_SU
             LAST_LATENCY, SEND_DURATION, LATE, PLACEMENTS, LAST_PLACEMENT, AUTH_RESULTS, LAST_AUTH, DKIM_OWN,
             SPAM_SCORE, TLS_VERSION, SKIPPED, MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES)  # fmt: skip
 
+LABEL_SETS = label_sets(
+    FAMILIES,
+    {
+        "probe": named("probes.probes[].name"),
+        "route": named("probes.routes[].name"),
+        "target": named("probes.targets[].name"),
+        "target_kind": enum(TARGET_KINDS),
+        "provider": enum(PROVIDERS),
+        "stage": enum(STAGE_REASONS),
+        "reason": enum(dict.fromkeys(r for reasons in STAGE_REASONS.values() for r in reasons)),
+        "folder": enum(FOLDERS),
+        "method": enum(METHODS),
+        "result": enum((*RESULTS, "other")),
+        "engine": enum(SPAM_ENGINES),
+        "protocol": enum(TLS_VERSIONS),
+    },
+    {
+        (DKIM_OWN, "result"): enum(DKIM_OWN_RESULTS),
+        (MAILBOX_ERRORS, "reason"): enum(RECEIVE_REASONS),
+        (CLEANUP, "reason"): enum(CLEANUP_WHY),
+    },
+)
+
 MAILBOX_FAMILIES = frozenset((MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES))
 PRECREATED_AUTH = (("dkim", "pass"), ("dkim", "fail"), ("spf", "pass"), ("spf", "fail"), ("dmarc", "pass"),
                    ("dmarc", "fail"))  # fmt: skip
@@ -172,9 +196,10 @@ class ProbeMetrics:
                  now: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.lock = lock or threading.Lock()
         self._now = now
-        self.counters: dict[Family, dict[Labels, float]] = {f: {} for f in FAMILIES if f.kind is not Kind.HISTOGRAM}
-        self.latency = HistogramVec(LATENCY_BUCKETS)
-        self.send = HistogramVec(SEND_BUCKETS)
+        self.store = Store(FAMILIES)
+        self.counters = self.store.counts
+        self.latency = self.store.hist(LATENCY)
+        self.send = self.store.hist(SEND_DURATION)
         self.mailboxes = tuple(mailboxes)
         self._init(config.probes, config)
 
@@ -196,8 +221,8 @@ class ProbeMetrics:
             zeros += [(DKIM_OWN, (p.name, result)) for result in DKIM_OWN_RESULTS]
             for fam, labels in zeros:
                 c[fam].setdefault(labels, 0.0)
-            self.latency.setdefault(key, Histogram(LATENCY_BUCKETS))
-            self.send.setdefault(key, Histogram(SEND_BUCKETS))
+            self.latency.ensure(key)
+            self.send.ensure(key)
         for name in self.mailboxes:
             zeros = [(MAILBOX_UP, (name,)), (CLEANUP_FAILURES, (name,))]
             zeros += [(CLEANUP, (name, why)) for why in CLEANUP_WHY]
@@ -337,5 +362,4 @@ class ProbeMetrics:
                 yield fam.from_values(dict(self.counters[fam]))
 
 
-def _inc(store: dict[Labels, float], key: Labels, n: float = 1.0) -> None:
-    store[key] = store.get(key, 0.0) + n
+_inc = inc

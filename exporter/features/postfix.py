@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import Feature, Part, Summary
-from mailpulse.exporter.metrics.postfix import FAMILIES, PostfixAggregator
+from mailpulse.exporter.metrics.postfix import FAMILIES, LABEL_SETS, PostfixAggregator
 from mailpulse.exporter.pipeline import Format
 from mailpulse.exporter.summary import SummaryAggregator
-from mailpulse.parsers.postfix import PostfixParser, PostfixParserConfig, vocab
+from mailpulse.parsers.postfix import PostfixParser, PostfixParserConfig
 from mailpulse.parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
 from mailpulse.parsers.syslog import split_line
 
@@ -58,6 +58,7 @@ class PostfixLogs(Feature[PostfixParserConfig]):
     title = "Postfix logs"
     section = ("postfix",)
     families = FAMILIES
+    label_sets = LABEL_SETS
     format_names = ("postfix",)
     key_docs = KEY_DOCS
 
@@ -94,22 +95,6 @@ class PostfixLogs(Feature[PostfixParserConfig]):
 
     def parts(self) -> Sequence[Part]:
         return (self.aggregator,)
-
-    def label_values(self) -> Sequence[tuple[str, Sequence[str]]]:
-        return (
-            ("Postfix reject reasons (`reason` of rejects)", vocab.REJECT_REASONS),
-            ("Postfix delivery failure reasons (`reason` of delivery failures, remote replies)",
-             vocab.DELIVERY_REASONS),
-            ("Blocklisting providers (`provider`)", vocab.BLOCKLIST_PROVIDERS),
-            ("Relay classes (`relay_class`, plus names from `postfix.relay_classes`)", vocab.RELAY_CLASSES),
-            ("Delivery statuses (`status`)", sorted(vocab.DELIVERY_STATUSES)),
-            ("Postfix 3.11 TLS levels (`level`)", sorted(vocab.TLS_LEVELS)),
-            ("SMTP stages (`stage`, `after_stage`)", sorted(vocab.STAGES)),
-            ("Access actions (`action` of access actions)", sorted(vocab.ACTIONS)),
-            ("postscreen actions", sorted(vocab.POSTSCREEN_ACTIONS)),
-            ("Outbound connection failures (`reason` of connect failures)", vocab.CONNECT_REASONS),
-            ("Log levels (`level`)", vocab.LEVELS),
-        )  # fmt: skip
 
     def summary(self) -> Summary:
         return SummaryAggregator()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import ERROR, WARNING, Context, Feature, Finding, Health, Part, Service
 from mailpulse.exporter.preflight import whoami
-from mailpulse.exporter.queue import FAMILIES, QueueCollector
+from mailpulse.exporter.queue import FAMILIES, LABEL_SETS, QueueCollector
 
 QUEUE_CHECK_TIMEOUT = 15.0  # check-config must answer quickly even when postqueue hangs
 
@@ -42,6 +42,7 @@ class PostfixQueue(Feature[QueueConfig]):
     title = "Postfix queue"
     section = ("postfix", "queue")
     families = FAMILIES
+    label_sets = LABEL_SETS
     standalone = True
     key_docs = KEY_DOCS
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from mailpulse.exporter.config_rspamd import KEY_DOCS, RspamdConfig, parse_rspamd
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import Feature, Part
-from mailpulse.exporter.metrics.rspamd import FAMILIES, RspamdAggregator
+from mailpulse.exporter.metrics.rspamd import FAMILIES, LABEL_SETS, RspamdAggregator
 from mailpulse.exporter.pipeline import Format
 from mailpulse.parsers.rspamd import RspamdParser, rspamd_timestamp
 
@@ -17,6 +17,7 @@ class RspamdLogs(Feature[RspamdConfig]):
     title = "rspamd logs"
     section = ("rspamd",)
     families = FAMILIES
+    label_sets = LABEL_SETS
     format_names = ("rspamd",)
     key_docs = KEY_DOCS
 
@@ -31,9 +32,12 @@ class RspamdLogs(Feature[RspamdConfig]):
 
     def formats(self, config: RspamdConfig) -> Sequence[Format]:
         # the labeller follows the config: rebuilt with the formats on every load
-        self.aggregator.reconfigure(config)
+        agg = self.aggregator
+        agg.reconfigure(config)
         parser = RspamdParser()
-        return (Format("rspamd", parser.parse_line, parser.parse_fields, self.aggregator.handlers(), rspamd_timestamp),)
+        return (
+            Format("rspamd", parser.parse_line, parser.parse_fields, agg.handlers(), rspamd_timestamp, agg.end_batch),
+        )
 
     def parts(self) -> Sequence[Part]:
         return (self.aggregator,)

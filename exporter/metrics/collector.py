@@ -11,7 +11,7 @@ from typing import Protocol
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from mailpulse.exporter.metrics.family import Family, Kind
+from mailpulse.exporter.metrics.family import Family, Kind, bounded, label_sets
 
 BUILD_INFO = Family(
     "mailpulse_build_info", "Always 1; labels say which mailpulse and Python are running.", Kind.GAUGE,
@@ -27,6 +27,14 @@ SCRAPE_ERRORS = Family(
     "mailpulse_collect_errors_total", "Errors while building metrics for a scrape, by part.", Kind.COUNTER, ("part",)
 )
 SELF_FAMILIES = (BUILD_INFO, START_TIME, RELOAD_OK, RELOAD_TIME, SCRAPE_ERRORS)
+SELF_LABEL_SETS = label_sets(
+    SELF_FAMILIES,
+    {
+        "version": bounded(1, "this mailpulse's version"),
+        "python": bounded(1, "the running Python's version"),
+        "part": bounded(16, "class names of the parts collected (one or two per feature, and the log sources)"),
+    },
+)
 
 
 class Part(Protocol):

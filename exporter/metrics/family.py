@@ -4,17 +4,14 @@ A :class:`Family` is the single declaration of a metric: name, help, type, label
 same object builds the prometheus_client family at scrape time and the row in docs/metrics.md, so the
 reference cannot drift from the code.
 
-Stores are deliberately dumb: a dict from label tuple to number for counters and gauges, fixed-bucket
-arrays for histograms. Updating them costs a dict lookup; prometheus_client's own metric objects take
-a lock per call, which was too slow for the per-line path.
+The stores the aggregators update live in :mod:`exporter.metrics.store` (plain numbers: prometheus_client's
+own metric objects take a lock per call, too slow for the per-line path).
 """
 
 from __future__ import annotations
 
-import math
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from prometheus_client.core import (
@@ -24,7 +21,12 @@ from prometheus_client.core import (
     Metric,
 )
 
-Labels = tuple[str, ...]
+from mailpulse.exporter.metrics.store import Histogram, HistogramVec, Labels
+
+__all__ = [
+    "Family", "Histogram", "HistogramVec", "Kind", "LabelSets", "LabelValues", "Labels", "bounded", "emit", "enum",
+    "exponential", "families_by_name", "label_sets", "named",
+]  # fmt: skip
 
 
 class Kind(StrEnum):
@@ -33,7 +35,9 @@ class Kind(StrEnum):
     HISTOGRAM = "histogram"
 
 
-@dataclass(frozen=True)
+# eq=False: a family is its declaration, compared and hashed by identity. Stores are keyed by family, and
+# the generated field-wise hash re-hashed the `initial` tuples on every lookup.
+@dataclass(frozen=True, eq=False)
 class Family:
     """One metric family: everything Prometheus and the docs need to know about it."""
 
@@ -60,7 +64,7 @@ class Family:
             return GaugeMetricFamily(self.name, self.help, labels=self.labels)
         return HistogramMetricFamily(self.name, self.help, labels=self.labels)
 
-    def from_values(self, values: dict[Labels, float]) -> Metric:
+    def from_values(self, values: Mapping[Labels, float]) -> Metric:
         """Build the family from a counter/gauge store (label tuple → value)."""
         metric = self.new()
         assert not isinstance(metric, HistogramMetricFamily), self.name
@@ -71,7 +75,7 @@ class Family:
             metric.add_metric(labels, value)
         return metric
 
-    def from_histograms(self, hists: dict[Labels, Histogram]) -> Metric:
+    def from_histograms(self, hists: Mapping[Labels, Histogram]) -> Metric:
         metric = self.new()
         assert isinstance(metric, HistogramMetricFamily)
         for labels in self.initial:
@@ -82,62 +86,66 @@ class Family:
         return metric
 
 
-@dataclass(slots=True)
-class Histogram:
-    """Fixed buckets, non-cumulative counts; made cumulative only when scraped."""
+@dataclass(frozen=True)
+class LabelValues:
+    """Where one label's values come from, declared next to the families (docs/metrics.md lists it, and a
+    property test holds every emitted value to it):
 
-    bounds: Sequence[float]
-    counts: list[int] = field(default_factory=list)
-    sum: float = 0.0
+    * ``enum``: exactly ``values``;
+    * ``config``: the names the config key ``config`` gives, plus ``values`` (usually ``other``);
+    * ``bounded``: an open set (names seen in the logs) of at most ``cap`` distinct values (``cap_key``
+      names the config key that sets it, if any), plus ``values``.
+    """
 
-    def __post_init__(self) -> None:
-        if not self.counts:
-            self.counts = [0] * (len(self.bounds) + 1)
+    kind: str
+    values: tuple[str, ...] = ()
+    config: str = ""
+    cap: int = 0
+    cap_key: str = ""
+    note: str = ""
 
-    def observe(self, value: float) -> None:
-        # bisect_left puts a value equal to a bound into that bound's bucket: Prometheus's "le".
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.sum += value
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        out: list[tuple[str, float]] = []
-        running = 0
-        for bound, count in zip(self.bounds, self.counts, strict=False):
-            running += count
-            out.append((_le(bound), float(running)))
-        running += self.counts[-1]
-        out.append(("+Inf", float(running)))
-        return out
-
-    def copy(self) -> Histogram:
-        return Histogram(self.bounds, list(self.counts), self.sum)
+    def describe(self) -> str:
+        fixed = ", ".join(f"`{v}`" for v in self.values)
+        if self.kind == "enum":
+            return fixed
+        if self.kind == "config":
+            return f"names from `{self.config}`" + (f", and {fixed}" if fixed else "")
+        limit = f"at most {self.cap}" + (f" (`{self.cap_key}`)" if self.cap_key else "")
+        return f"{self.note}, {limit} distinct" + (f", then {fixed}" if fixed else "")
 
 
-class HistogramVec(dict[Labels, Histogram]):
-    """Histograms by label tuple, created on first observation."""
-
-    def __init__(self, bounds: Sequence[float]) -> None:
-        super().__init__()
-        self.bounds = tuple(bounds)
-
-    def observe(self, labels: Labels, value: float) -> None:
-        self.histogram(labels).observe(value)
-
-    def histogram(self, labels: Labels) -> Histogram:
-        """The histogram of a label set, created on first use (hot paths keep the object)."""
-        hist = self.get(labels)
-        if hist is None:
-            hist = self[labels] = Histogram(self.bounds)
-        return hist
-
-    def snapshot(self) -> dict[Labels, Histogram]:
-        return {k: v.copy() for k, v in self.items()}
+def enum(values: Iterable[str]) -> LabelValues:
+    return LabelValues("enum", tuple(values))
 
 
-def _le(bound: float) -> str:
-    if math.isinf(bound):
-        return "+Inf"
-    return repr(float(bound))
+def named(config: str, *extra: str) -> LabelValues:
+    return LabelValues("config", tuple(extra), config=config)
+
+
+def bounded(cap: int, note: str, *extra: str, cap_key: str = "") -> LabelValues:
+    return LabelValues("bounded", tuple(extra), cap=cap, cap_key=cap_key, note=note)
+
+
+LabelSets = Mapping[tuple[str, str], LabelValues]  # (family name, label) → its values
+
+
+def label_sets(
+    families: Iterable[Family],
+    by_label: Mapping[str, LabelValues],
+    by_family: Mapping[tuple[Family, str], LabelValues] | None = None,
+) -> dict[tuple[str, str], LabelValues]:
+    """Each label of each family with its declared values: ``by_family`` for a label whose meaning is the
+    family's own, else ``by_label`` by label name. A label without a declaration is a programming error,
+    raised at import."""
+    table: dict[tuple[str, str], LabelValues] = {}
+    specific = {(f.name, label): v for (f, label), v in (by_family or {}).items()}
+    for fam in families:
+        for label in fam.labels:
+            values = specific.get((fam.name, label)) or by_label.get(label)
+            if values is None:
+                raise ValueError(f"{fam.name}: label {label!r} does not declare its values")
+            table[(fam.name, label)] = values
+    return table
 
 
 def exponential(start: float, factor: float, count: int) -> tuple[float, ...]:
@@ -153,6 +161,6 @@ def families_by_name(families: Iterable[Family]) -> dict[str, Family]:
     return table
 
 
-def emit(pairs: Iterable[tuple[Family, dict[Labels, float]]]) -> Iterator[Metric]:
+def emit(pairs: Iterable[tuple[Family, Mapping[Labels, float]]]) -> Iterator[Metric]:
     for family, values in pairs:
         yield family.from_values(values)

@@ -16,9 +16,23 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from mailpulse.exporter.metrics.family import Family, Histogram, HistogramVec, Kind, Labels, exponential
+from mailpulse.exporter.metrics.family import (
+    Family,
+    Kind,
+    Labels,
+    LabelValues,
+    bounded,
+    enum,
+    exponential,
+    label_sets,
+    named,
+)
+from mailpulse.exporter.metrics.store import CappedLabels, Histogram, Store
 from mailpulse.parsers.postfix import events as ev
-from mailpulse.parsers.postfix.program import ProgramTable
+from mailpulse.parsers.postfix import vocab
+from mailpulse.parsers.postfix.common import WARNING_RULES
+from mailpulse.parsers.postfix.program import KNOWN_DAEMONS, ProgramTable
+from mailpulse.parsers.postfix.smtpd import SASL_METHODS
 from mailpulse.parsers.postfix.vocab import REJECT_ACTIONS
 from mailpulse.parsers.results import Unparsed
 
@@ -240,8 +254,75 @@ FAMILIES: tuple[Family, ...] = (
     QUEUE_ADMIN, BOUNCES, PICKUP, LOG_MESSAGES, SERVICE_NAMES,
 )  # fmt: skip
 
-_COUNTER_FAMILIES = tuple(f for f in FAMILIES if f.kind is not H and f is not SERVICE_NAMES)
 _MAX_DNSBL_ZONES = 30
+
+
+def _sorted(values: object, *extra: str) -> LabelValues:
+    assert isinstance(values, frozenset | tuple)
+    return enum((*sorted(values), *extra))
+
+
+# The kinds of LogMessage: the warning classes (WARNING_RULES, else other) and the informational lines the
+# rules recognise.
+LOG_KINDS = (
+    *dict.fromkeys(kind for _, kind in WARNING_RULES), "other", "cache", "config", "connection", "content_filter",
+    "lookup_table", "pipelining", "protocol", "queue", "resent_message_id", "statistics", "tls",
+)  # fmt: skip
+_DAEMONS = _sorted(KNOWN_DAEMONS, "other")
+_STAGES = _sorted(vocab.STAGES, "other")
+_SASL = _sorted(SASL_METHODS, "other")
+LABEL_SETS = label_sets(
+    FAMILIES,
+    {
+        "service": bounded(
+            50,
+            "Postfix service names from the program tag (daemon names, stock master.cf services, "
+            "`postfix.services.map`/`allow` first)",
+            "other",
+            cap_key="postfix.services.max",
+        ),
+        "code": _sorted(REPLY_CODES, "other", "none"),
+        "after_stage": _STAGES,
+        "stage": _STAGES,
+        "sasl_method": _sorted(SASL_METHODS, "other", "NONE"),
+        "method": _SASL,
+        "trust": enum((*vocab.TLS_TRUST.values(), "other")),
+        "protocol": _sorted(vocab.TLS_PROTOCOLS, "other"),
+        "status": _sorted(vocab.DELIVERY_STATUSES, "other"),
+        "agent": _DAEMONS,
+        "daemon": _DAEMONS,
+        "relay_class": named("postfix.relay_classes[].class", *vocab.RELAY_CLASSES),
+        "provider": enum(vocab.BLOCKLIST_PROVIDERS),
+        "direction": enum(("inbound", "outbound")),
+        "command": _sorted(vocab.COMMANDS),
+        "zone": bounded(_MAX_DNSBL_ZONES, "DNSBL zones dnsblog names", "other"),
+        "event": _sorted(vocab.LIFECYCLE_EVENTS),
+        "state": enum(("labelled", "refused")),
+    },
+    {
+        (SMTP_DELAY, "stage"): enum(DELAY_STAGES),
+        (LMTP_DELAY, "stage"): enum(DELAY_STAGES),
+        (DELIVERY_DELAY, "stage"): enum(("total", *DELAY_STAGES)),
+        (UNSUPPORTED, "service"): _sorted(KNOWN_DAEMONS, "other", "unknown"),
+        (DELIVERY_FAILURES, "reason"): enum(vocab.DELIVERY_REASONS),
+        (REMOTE_REPLIES, "reason"): enum(vocab.DELIVERY_REASONS),
+        (CONNECT_FAILURES, "reason"): enum(vocab.CONNECT_REASONS),
+        (REJECTS, "reason"): enum(vocab.REJECT_REASONS),
+        (DELIVERY_TLS, "level"): _sorted(vocab.TLS_LEVELS, "other"),
+        (LOG_MESSAGES, "level"): enum(vocab.LEVELS),
+        (LOG_MESSAGES, "kind"): enum(LOG_KINDS),
+        (ACCESS_ACTIONS, "action"): _sorted(vocab.ACTIONS - REJECT_ACTIONS, "other"),
+        (POSTSCREEN, "action"): _sorted(vocab.POSTSCREEN_ACTIONS, "other"),
+        (QUEUE_ADMIN, "action"): enum(("deleted", "requeued", "held", "released", "expired")),
+        (SMTPD_ABORTS, "kind"): enum(("lost", "timeout", "too_many_errors", "pipelining")),
+        (ANVIL, "kind"): _sorted(vocab.ANVIL_KINDS),
+        (BOUNCES, "kind"): enum(
+            ("non_delivery", "delay", "delivery_status", "postmaster_non_delivery", "postmaster_delay")
+        ),
+    },
+)
+
+_STORED = tuple(f for f in FAMILIES if f is not SERVICE_NAMES)  # SERVICE_NAMES is read from the parser
 
 
 class PostfixAggregator:
@@ -254,29 +335,30 @@ class PostfixAggregator:
     families = FAMILIES
 
     def __init__(self) -> None:
-        self.values: dict[str, dict[Labels, float]] = {f.name: {} for f in _COUNTER_FAMILIES}
-        self.hists: dict[str, HistogramVec] = {f.name: HistogramVec(f.buckets) for f in FAMILIES if f.kind is H}
-        v, h = self.values, self.hists
-        self._connects = v[SMTPD_CONNECTS.name]
-        self._smtpd_conn = v[SMTPD_CONNECTIONS.name]
-        self._disconnects = v[SMTPD_DISCONNECTS.name]
-        self._removed_c = v[QMGR_REMOVED.name]
-        self._cleanup_c = v[CLEANUP_PROCESSED.name]
-        self._deliveries = v[DELIVERIES.name]
-        self._log = v[LOG_MESSAGES.name]
-        self._processed = v[SMTPD_PROCESSED.name]
-        self._accepted_c = v[SMTPD_ACCEPTED.name]
-        self._tls_c = v[TLS_CONNECTIONS.name]
-        self._smtpd_tls = v[SMTPD_TLS.name]
-        self._smtp_tls = v[SMTP_TLS.name]
-        self._postscreen_c = v[POSTSCREEN.name]
-        self._smtp_processed = v[SMTP_PROCESSED.name]
-        self._size = h[QMGR_SIZE.name]
-        self._rcpts = h[QMGR_RCPTS.name]
-        self._delay = h[DELIVERY_DELAY.name]
-        self._smtp_delay = h[SMTP_DELAY.name]
-        self._lmtp_delay = h[LMTP_DELAY.name]
-        self._anvil_v = v[ANVIL.name]
+        self.store = Store(_STORED)
+        self.values = self.store.values
+        self._dnsbl_zones = CappedLabels(_MAX_DNSBL_ZONES)
+        v, h = self.store, self.store.hists
+        self._connects = v[SMTPD_CONNECTS]
+        self._smtpd_conn = v[SMTPD_CONNECTIONS]
+        self._disconnects = v[SMTPD_DISCONNECTS]
+        self._removed_c = v[QMGR_REMOVED]
+        self._cleanup_c = v[CLEANUP_PROCESSED]
+        self._deliveries = v[DELIVERIES]
+        self._log = v[LOG_MESSAGES]
+        self._processed = v[SMTPD_PROCESSED]
+        self._accepted_c = v[SMTPD_ACCEPTED]
+        self._tls_c = v[TLS_CONNECTIONS]
+        self._smtpd_tls = v[SMTPD_TLS]
+        self._smtp_tls = v[SMTP_TLS]
+        self._postscreen_c = v[POSTSCREEN]
+        self._smtp_processed = v[SMTP_PROCESSED]
+        self._size = h[QMGR_SIZE]
+        self._rcpts = h[QMGR_RCPTS]
+        self._delay = h[DELIVERY_DELAY]
+        self._smtp_delay = h[SMTP_DELAY]
+        self._lmtp_delay = h[LMTP_DELAY]
+        self._anvil_v = v[ANVIL]
         self._table: dict[type, Callable[[Any], None]] | None = None
         self._programs: ProgramTable | None = None
         self._size_h = self._size.histogram(())
@@ -329,7 +411,7 @@ class PostfixAggregator:
             handler(event)
 
     def _inc(self, family: Family, labels: Labels = (), amount: float = 1) -> None:
-        store = self.values[family.name]
+        store = self.values[family.name]  # by name: a str hashes once, a Family on every lookup
         store[labels] = store.get(labels, 0) + amount
 
     # -- frequent events: inline increments ----------------------------------------------------------
@@ -474,14 +556,10 @@ class PostfixAggregator:
             self._inc(BOUNCE_NDR)
 
     def _dnsbl(self, e: ev.DnsblHit) -> None:
-        store = self.values[DNSBL_HITS.name]
-        key = (e.domain,)
-        if key not in store and len(store) >= _MAX_DNSBL_ZONES:
-            key = ("other",)
-        store[key] = store.get(key, 0) + 1
+        self._inc(DNSBL_HITS, (self._dnsbl_zones(e.domain),))
 
     def _anvil(self, e: ev.AnvilStatistic) -> None:
-        self.values[ANVIL.name][(e.kind,)] = e.value
+        self._anvil_v[(e.kind,)] = e.value
 
     def _lifecycle(self, e: ev.Lifecycle) -> None:
         self._inc(LIFECYCLE, (e.event,))
@@ -494,14 +572,9 @@ class PostfixAggregator:
 
     # -- scrape -------------------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
-        for family in FAMILIES:
-            if family.kind is H:
-                yield family.from_histograms(self.hists[family.name])
-            elif family is SERVICE_NAMES:
-                p = self._programs
-                names: dict[Labels, float] = {}
-                if p is not None:
-                    names = {("labelled",): float(p.labelled), ("refused",): float(p.refused)}
-                yield family.from_values(names)
-            else:
-                yield family.from_values(self.values[family.name])
+        yield from self.store.collect()
+        p = self._programs
+        names: dict[Labels, float] = {}
+        if p is not None:
+            names = {("labelled",): float(p.labelled), ("refused",): float(p.refused)}
+        yield SERVICE_NAMES.from_values(names)

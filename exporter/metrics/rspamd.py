@@ -12,18 +12,18 @@ default info level.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from itertools import compress, repeat
 from math import fsum, isnan
-from operator import and_, attrgetter, contains
 from typing import Any, TypeVar
 
 from prometheus_client.core import Metric
 
 from mailpulse.exporter.config_rspamd import RspamdConfig
-from mailpulse.exporter.metrics.family import Family, Histogram, Kind, Labels
+from mailpulse.exporter.metrics.family import Family, Kind, Labels, bounded, enum, label_sets, named
+from mailpulse.exporter.metrics.rspamd_labels import RspamdLabeller
+from mailpulse.exporter.metrics.store import CappedLabels, Histogram, Store
 from mailpulse.parsers.results import Unparsed
+from mailpulse.parsers.rspamd import vocab
 from mailpulse.parsers.rspamd.events import (
     RspamdError,
     RspamdGreylist,
@@ -32,19 +32,8 @@ from mailpulse.parsers.rspamd.events import (
     RspamdRatelimit,
     RspamdRepeated,
     RspamdScan,
-    forced_parts,
 )
-from mailpulse.parsers.rspamd.symbols import SymbolMatcher, signed_domains
-from mailpulse.parsers.rspamd.vocab import (
-    ACTION_LABELS,
-    AUTH_METHODS,
-    AUTH_RESULTS,
-    ERROR_CLASSES,
-    GREYLIST_MODULE,
-    OTHER,
-    SCAN_ACTIONS,
-    module_key,
-)
+from mailpulse.parsers.rspamd.vocab import AUTH_METHODS, AUTH_RESULTS, ERROR_CLASSES, OTHER, SCAN_ACTIONS
 
 C, H = Kind.COUNTER, Kind.HISTOGRAM
 K = TypeVar("K")
@@ -197,59 +186,60 @@ FAMILIES: tuple[Family, ...] = (
     ERRORS, LIFECYCLE, GREYLIST, RATELIMITS, LEARNS, UNPARSED, TRUNCATED,
 )  # fmt: skip
 
-_GREYLIST_KEYS = {("greylisted", "new_record"): ("new",), ("greylisted", "too_early"): ("too_early",)}
-_LABELS = frozenset(ACTION_LABELS.values())
-BATCH = 1024  # verdicts queued before they are counted (and always before a scrape)
-_CACHE_SIZE = 4096  # distinct forced-action texts and signing option texts whose labels are kept
+LABEL_SETS = label_sets(
+    FAMILIES,
+    {
+        "action": enum(SCAN_ACTIONS),
+        "module": named("rspamd.forced_modules", *sorted(vocab.FORCED_MODULES), OTHER),
+        "method": enum(AUTH_METHODS),
+        "result": enum(dict.fromkeys(r for m in AUTH_METHODS for r in AUTH_RESULTS[m])),
+        "domain": named("rspamd.signing_domains", OTHER),
+        "signed": enum(YES_NO),
+        "scanner": named("rspamd.antivirus"),
+        "symbol": named("rspamd.symbols"),
+        "class": enum(ERROR_CLASSES),
+        "event": enum(vocab.LIFECYCLE_EVENTS),
+        "process": enum((*sorted(vocab.PROCESS_TYPES), OTHER)),
+        "bucket": bounded(MAX_RATELIMIT_BUCKETS, "ratelimit rule names", OTHER),
+        "kind": enum(UNPARSED_KINDS),
+    },
+    {
+        (GREYLIST, "result"): enum(GREYLIST_RESULTS),
+        (LEARNS, "class"): enum(LEARN_CLASSES),
+        (LEARNS, "result"): enum(LEARN_RESULTS),
+    },
+)
 
-_action = attrgetter("action")
-_score = attrgetter("score")
-_seconds = attrgetter("seconds")
-_size = attrgetter("size")
-_symbols = attrgetter("symbols")
-_auth = attrgetter("auth")
-_head = attrgetter("head")
-_tail = attrgetter("tail")
-_complete = attrgetter("complete")
+_GREYLIST_KEYS = {("greylisted", "new_record"): ("new",), ("greylisted", "too_early"): ("too_early",)}
+BATCH = 1024  # verdicts queued before they are counted (and always at the end of the pipeline's batch)
 
 
 class RspamdAggregator:
     """Counts rspamd events. Not thread-safe by itself: the pipeline serialises updates and scrapes.
 
-    Verdicts (one per scanned message, the hot path) are queued and counted in batches of :data:`BATCH`,
-    and before every scrape, so a scrape always sees every line read. A batch is counted with C-level
-    iteration (``Counter(map(attrgetter(...)))``, ``sorted`` + ``bisect`` for the histograms), which on
-    CPython 3.11 costs a fifth of updating a dozen stores per event in Python (2.2 µs per verdict,
-    measured in the scan path). Side lines are rare and counted at once.
+    Label values come finished from the :class:`RspamdLabeller` of the config in use (side events carry
+    theirs from the parser); this class only adds them up. Verdicts (one per scanned message, the hot
+    path) are queued and handed to the labeller in batches of :data:`BATCH`, and at the end of every
+    pipeline batch (:meth:`end_batch`, under the lock a scrape takes), so a scrape always sees every line
+    read and :meth:`collect` changes nothing. Side lines are rare and counted at once.
     """
 
     families = FAMILIES
 
     def __init__(self, config: RspamdConfig) -> None:
-        self.values: dict[str, dict[Labels, float]] = {f.name: {} for f in FAMILIES if f.kind is not H}
-        self.hists: dict[str, Histogram] = {f.name: Histogram(f.buckets) for f in FAMILIES if f.kind is H}
-        self._actions: Counter[str] = Counter()  # rspamd's action (or "greylist" by the rule); labelled at scrape
-        self._auth: Counter[tuple[str, str, str, str]] = Counter()  # expanded into AUTH at scrape time
+        self.store = Store(FAMILIES)
+        for hists in self.store.hists.values():
+            hists.ensure(())  # unlabelled: the histograms are exported (at 0) before the first verdict
+        self.values = self.store.values
+        self._ratelimit_buckets = CappedLabels(MAX_RATELIMIT_BUCKETS)
         self._batch: list[RspamdScan] = []
         self._dispatch: dict[type, Callable[[Any], None]] = {}
         self.reconfigure(config)
 
     def reconfigure(self, config: RspamdConfig) -> None:
-        """Apply a (re)loaded config: label sets change, counts are kept. Verdicts still queued are labelled
-        by the new config when counted (the daemon calls this outside the lock a scrape holds, so it must
-        not count them itself)."""
+        """Apply a (re)loaded config: a new labeller (label sets change), counts are kept."""
         self.config = config
-        self._domains = frozenset(config.signing_domains)
-        self._forced_modules = config.forced_labels()
-        self._forced_cache: dict[str, tuple[str, str]] = {}
-        self._signature_cache: dict[str, tuple[str, ...]] = {}
-        antivirus: dict[str, tuple[str, Family]] = {}
-        for symbol, scanner in config.antivirus:
-            antivirus[symbol] = (scanner, VIRUSES)
-            antivirus[symbol + "_FAIL"] = (scanner, AV_FAILURES)
-        self._antivirus = antivirus
-        self._av_matcher = SymbolMatcher(antivirus)
-        self._symbol_matcher = SymbolMatcher(config.symbols)
+        self.labeller = RspamdLabeller(config)
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         """Event type → the method that counts it (the pipeline dispatches on ``type(event)``)."""
@@ -272,7 +262,7 @@ class RspamdAggregator:
             handler(event)
 
     def _inc(self, family: Family, labels: Labels = (), amount: float = 1) -> None:
-        store = self.values[family.name]
+        store = self.values[family.name]  # by name: a str hashes once, a Family on every lookup
         store[labels] = store.get(labels, 0) + amount
 
     # -- the verdict line ---------------------------------------------------------------------------------
@@ -280,87 +270,30 @@ class RspamdAggregator:
         batch = self._batch
         batch.append(e)
         if len(batch) >= BATCH:
-            self._flush()
+            self.end_batch()
 
-    def _flush(self) -> None:
-        """Count the queued verdicts, with C-level passes over the batch (see the class docstring)."""
+    def end_batch(self) -> None:
+        """Count the queued verdicts: the labeller labels them, the stores add them up."""
         batch = self._batch
         if not batch:
             return
         self._batch = []
-        symbols = list(map(_symbols, batch))
-        actions = Counter(map(_action, batch))
-        # forced actions (a few per cent of scans): their text repeats, so labels are looked up once per text
-        forced = Counter(
-            (e.tail.partition("forced: ")[2], e.action)
-            for e in compress(batch, map(contains, map(_tail, batch), repeat("forced: ")))
-        )
-        for (text, action), n in forced.items():
-            forced_action, module = self._forced_labels(text)
-            self._inc(FORCED, (forced_action, module), n)
-            if module == GREYLIST_MODULE and action == "soft_reject":
-                # greylisting is a soft reject by design, not a problem: count it apart
-                actions["soft_reject"] -= n
-                actions["greylist"] += n
-        self._actions.update(actions)
-        self._auth.update(map(_auth, batch))
-        _observe(self.hists[SCORE.name], list(map(_score, batch)), negative=True)
-        _observe(self.hists[DURATION.name], list(map(_seconds, batch)))
-        _observe(self.hists[SIZE.name], list(map(_size, batch)))
-        signed = list(map(contains, symbols, repeat("DKIM_SIGNED(")))
-        if any(signed):
-            signatures = self.values[SIGNATURES.name]
-            for labels, n in Counter(map(self._signature_labels, compress(symbols, signed))).items():
-                for label in labels:
-                    key = (label,)
-                    signatures[key] = signatures.get(key, 0) + n
-        # authenticated senders: signed or not (a signature domain list may be cut off: count DKIM_SIGNED)
-        authenticated = list(map(contains, map(_head, batch), repeat(" user: ")))
-        n_auth = sum(authenticated)
-        if n_auth:
-            n_signed = sum(map(and_, authenticated, signed))
-            self._inc(AUTHENTICATED, ("true",), n_signed)
-            self._inc(AUTHENTICATED, ("false",), n_auth - n_signed)
-        for matcher, count in ((self._av_matcher, self._count_antivirus), (self._symbol_matcher, self._count_symbol)):
-            if matcher:
-                for text in matcher.candidates(symbols):
-                    for symbol in matcher.present(text):
-                        count(symbol)
-        incomplete = len(batch) - sum(map(_complete, batch))
-        if incomplete:
-            self._inc(TRUNCATED, (), incomplete)
-
-    def _count_antivirus(self, symbol: str) -> None:
-        scanner, family = self._antivirus[symbol]
-        self._inc(family, (scanner,))
-
-    def _count_symbol(self, symbol: str) -> None:
-        self._inc(SYMBOLS, (symbol,))
-
-    def _forced_labels(self, forced: str) -> tuple[str, str]:
-        """(action, module) label values of a ``forced:`` value (cached: the values repeat)."""
-        labels = self._forced_cache.get(forced)
-        if labels is None:
-            action, module = forced_parts("forced: " + forced)
-            labels = (action if action in _LABELS else OTHER, self._module_label(module))
-            if len(self._forced_cache) < _CACHE_SIZE:
-                self._forced_cache[forced] = labels
-        return labels
-
-    def _module_label(self, module: str) -> str:
-        key = module_key(module)
-        return key if key in self._forced_modules else OTHER
-
-    def _signature_labels(self, symbols: str) -> tuple[str, ...]:
-        """Domain label values of the DKIM_SIGNED options in ``symbols`` (cached by the option text)."""
-        # "...,DKIM_SIGNED(0.00){example.test:s=lab;},..." -- the options are short
-        options = symbols.partition("DKIM_SIGNED(")[2][:256].partition("){")[2].partition("}")[0]
-        labels = self._signature_cache.get(options)
-        if labels is None:
-            labels = tuple(d if d in self._domains else OTHER for d in signed_domains(symbols))
-            if len(self._signature_cache) < _CACHE_SIZE:
-                self._signature_cache[options] = labels
-        return labels
+        labelled = self.labeller.label(batch)
+        for family, counts in (
+            (SCANS, labelled.scans), (FORCED, labelled.forced), (AUTH, labelled.auth),
+            (SIGNATURES, labelled.signatures), (AUTHENTICATED, labelled.authenticated),
+            (VIRUSES, labelled.viruses), (AV_FAILURES, labelled.av_failures), (SYMBOLS, labelled.symbols),
+        ):  # fmt: skip
+            if counts:
+                store = self.store.counts[family]
+                for key, n in counts.items():
+                    store[key] = store.get(key, 0) + n
+        hist = self.store.hists
+        _observe(hist[SCORE].histogram(), labelled.scores, negative=True)
+        _observe(hist[DURATION].histogram(), labelled.seconds)
+        _observe(hist[SIZE].histogram(), labelled.sizes)
+        if labelled.truncated:
+            self._inc(TRUNCATED, (), labelled.truncated)
 
     # -- side lines ---------------------------------------------------------------------------------------
     def _error(self, e: RspamdError) -> None:
@@ -373,11 +306,7 @@ class RspamdAggregator:
         self._inc(GREYLIST, _GREYLIST_KEYS.get((e.result, e.detail), ("pass",)))
 
     def _ratelimit(self, e: RspamdRatelimit) -> None:
-        store = self.values[RATELIMITS.name]
-        key = (e.bucket,)
-        if key not in store and len(store) >= MAX_RATELIMIT_BUCKETS:
-            key = (OTHER,)
-        store[key] = store.get(key, 0) + 1
+        self._inc(RATELIMITS, (self._ratelimit_buckets(e.bucket),))
 
     def _learn(self, e: RspamdLearn) -> None:
         self._inc(LEARNS, (e.klass or "unknown", e.result))
@@ -398,70 +327,42 @@ class RspamdAggregator:
         if count == 1:
             handler(previous)
             return
-        self._flush()  # queued verdicts are counted now, so the difference is this event's alone
+        self.end_batch()  # queued verdicts are counted now, so the difference is this event's alone
         before = self._stores()
         handler(previous)
-        self._flush()
+        self.end_batch()
         self._add_difference(before, count - 1)
 
-    def _stores(self) -> tuple[dict[str, dict[Labels, float]], dict[str, Histogram], Counter[str], Counter[Any]]:
+    def _stores(self) -> tuple[dict[Family, dict[Labels, float]], dict[Family, Histogram]]:
         """Copies of every store a handler can change (for :meth:`_repeated`)."""
         return (
-            {name: dict(store) for name, store in self.values.items()},
-            {name: hist.copy() for name, hist in self.hists.items()},
-            Counter(self._actions),
-            Counter(self._auth),
+            {family: dict(store) for family, store in self.store.counts.items()},
+            {family: hists.histogram().copy() for family, hists in self.store.hists.items()},
         )
 
     def _add_difference(
-        self,
-        before: tuple[dict[str, dict[Labels, float]], dict[str, Histogram], Counter[str], Counter[Any]],
-        times: int,
+        self, before: tuple[dict[Family, dict[Labels, float]], dict[Family, Histogram]], times: int
     ) -> None:
         """Add ``times`` times (now - ``before``) to every store."""
-        values, hists, actions, auth = before
-        for name, store in self.values.items():
-            _scale_difference(store, values[name], times)
-        for name, hist in self.hists.items():
-            old_hist = hists[name]
+        values, hists = before
+        for family, store in self.store.counts.items():
+            _scale_difference(store, values[family], times)
+        for family, vec in self.store.hists.items():
+            hist, old_hist = vec.histogram(), hists[family]
             for i, (n, m) in enumerate(zip(hist.counts, old_hist.counts, strict=True)):
                 hist.counts[i] = n + (n - m) * times
             hist.sum += (hist.sum - old_hist.sum) * times
-        _scale_difference(self._actions, actions, times)
-        _scale_difference(self._auth, auth, times)
 
     def _unparsed(self, e: Unparsed) -> None:
         self._inc(UNPARSED, ("verdict" if e.daemon == "task" else "prefix",))
 
-    # -- scrape -------------------------------------------------------------------------------------------
+    # -- scrape (read-only: the pipeline counted every queued verdict at the end of its batch) -------------
     def collect(self) -> Iterator[Metric]:
-        self._flush()
-        scans: dict[Labels, float] = {}
-        for action, n in self._actions.items():
-            label = (action if action in _LABELS else OTHER,)
-            scans[label] = scans.get(label, 0) + n
-        self.values[SCANS.name] = scans
-        auth: dict[Labels, float] = {}
-        for results, n in self._auth.items():
-            for method, result in zip(AUTH_METHODS, results, strict=True):
-                key = (method, result)
-                auth[key] = auth.get(key, 0) + n
-        self.values[AUTH.name] = auth
-        per_config = {
-            SIGNATURES.name: [(d,) for d in self.config.signing_domains],
-            VIRUSES.name: [(s,) for _, s in self.config.antivirus],
-            AV_FAILURES.name: [(s,) for _, s in self.config.antivirus],
-            SYMBOLS.name: [(s,) for s in self.config.symbols],
-        }
-        for family in FAMILIES:
-            if family.kind is H:
-                yield family.from_histograms({(): self.hists[family.name]})
-                continue
-            values = self.values[family.name]
-            zeros = per_config.get(family.name)
-            if zeros:
-                values = {**dict.fromkeys(zeros, 0.0), **values}
-            yield family.from_values(values)
+        labeller = self.labeller
+        yield from self.store.collect(
+            {SIGNATURES: labeller.domains(), VIRUSES: labeller.scanners(), AV_FAILURES: labeller.scanners(),
+             SYMBOLS: labeller.symbols()}
+        )  # fmt: skip
 
 
 def _scale_difference(store: MutableMapping[K, N], old: Mapping[K, N], times: int) -> None:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from prometheus_client.core import Metric
 
-from mailpulse.exporter.metrics.family import Family, Kind, Labels
+from mailpulse.exporter.metrics.family import Family, Kind, Labels, bounded, enum, label_sets, named
+from mailpulse.exporter.metrics.store import CappedLabels
 
 C, G = Kind.COUNTER, Kind.GAUGE
 
@@ -77,6 +78,17 @@ FAMILIES = (LINES, RULE_ERRORS, UP, BYTES, LAST_LINE, LAST_READ, LAG_BYTES, LAG_
             UNSAVED)  # fmt: skip
 RESULTS = ("parsed", "unparsed", "foreign", "error")
 MAX_RULES = 20  # distinct rule labels per source; rule names come from the code, this is a safety net
+SOURCE_ERRORS = ("missing", "unreadable", "vanished", "read_error", "journal_exited", "state_write", "state_corrupt")
+ROTATION_KINDS = ("rename", "rename_gzip", "truncate", "replaced")
+LABEL_SETS = label_sets(
+    FAMILIES,
+    {
+        "source": named("sources[].name"),
+        "result": enum(RESULTS),
+        "rule": bounded(MAX_RULES, "mailpulse's parser rules and handlers (module.function)", "other"),
+    },
+    {(ERRORS, "kind"): enum(SOURCE_ERRORS), (ROTATIONS, "kind"): enum(ROTATION_KINDS)},
+)
 
 
 @dataclass
@@ -101,13 +113,13 @@ class SourceStats:
         self.errors: dict[str, int] = {}
         self.rotations: dict[str, int] = {}
         self.rule_errors: dict[str, int] = {}
+        self._rules = CappedLabels(MAX_RULES)
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
     def rule_error(self, rule: str) -> None:
-        if rule not in self.rule_errors and len(self.rule_errors) >= MAX_RULES:
-            rule = "other"
+        rule = self._rules(rule)
         self.rule_errors[rule] = self.rule_errors.get(rule, 0) + 1
 
     def rotated(self, kind: str) -> None:

@@ -29,8 +29,8 @@ class RspamdScan(RspamdEvent):
     (no action): [-0.20/15.00] [SYMBOL(score){options;},...]), len: 604, time: 46.243ms, ...``.
 
     The parser fills only what every metric needs; the rest is kept as logged and read by the properties
-    below when asked. The verdict line is the hot path (one per scanned message), and the aggregator
-    classifies whole batches of them at once (exporter/metrics/rspamd.py), so the parser does not.
+    below when asked. The verdict line is the hot path (one per scanned message), and the labeller
+    classifies whole batches of them at once (exporter/metrics/rspamd_labels.py), so the parser does not.
 
     * ``action``: rspamd's action, spaces made underscores (``no_action``, ``soft_reject``, a custom
       action's name); the metrics bound it.

@@ -43,6 +43,9 @@ def _count(fmt: str, line: str) -> None:
     handler = FORMATS[fmt].handlers.get(type(event))
     if handler is not None:
         handler(event)
+    end_batch = FORMATS[fmt].end_batch
+    if end_batch is not None:  # a batch of one line, as the pipeline ends each batch
+        end_batch()
 
 
 @settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])

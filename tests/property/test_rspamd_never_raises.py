@@ -37,6 +37,7 @@ def _check(result: object) -> None:
     handler = HANDLERS.get(type(result))
     if handler is not None:
         handler(result)
+    AGG.end_batch()  # a batch of one line: the verdict is labelled and counted now
 
 
 @settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])

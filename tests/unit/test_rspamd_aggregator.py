@@ -45,6 +45,7 @@ def run(lines: Iterable[str], config: RspamdConfig | None = None) -> tuple[Rspam
         handler = handlers.get(type(event))
         if handler is not None:
             handler(event)
+    agg.end_batch()  # as the pipeline does at the end of every batch of lines
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Wrap(agg))
     return agg, registry
@@ -217,15 +218,23 @@ def test_side_line_families() -> None:
     assert value(reg, "mailpulse_rspamd_truncated_verdicts_total") == 1
 
 
-def test_batches_are_counted_before_every_scrape_and_on_their_own() -> None:
-    """Verdicts are queued and counted in batches; a scrape always sees all of them, and a full batch is
-    counted without waiting for a scrape."""
-    agg, reg = run([verdict()] * (m.BATCH + 3))
+def test_batches_are_counted_at_batch_end_and_on_their_own_and_a_scrape_changes_nothing() -> None:
+    """Verdicts are queued and counted in batches: a full batch at once, the rest at the end of the
+    pipeline's batch; a scrape only reads (what is still queued is not counted by it)."""
+    agg = RspamdAggregator(RspamdConfig())
+    parser = RspamdParser()
+    for _ in range(m.BATCH + 3):
+        agg.handle(parser.parse_line(verdict()))
     assert len(agg._batch) == 3  # one full batch already counted
-    assert value(reg, "mailpulse_rspamd_scans_total", action="no_action") == m.BATCH + 3
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Wrap(agg))
+    assert value(registry, "mailpulse_rspamd_scans_total", action="no_action") == m.BATCH
+    assert len(agg._batch) == 3
+    agg.end_batch()
     assert agg._batch == []
+    assert value(registry, "mailpulse_rspamd_scans_total", action="no_action") == m.BATCH + 3
     # a second scrape counts nothing twice
-    assert value(reg, "mailpulse_rspamd_scans_total", action="no_action") == m.BATCH + 3
+    assert value(registry, "mailpulse_rspamd_scans_total", action="no_action") == m.BATCH + 3
 
 
 def test_reconfigure_keeps_counts() -> None:
@@ -237,6 +246,7 @@ def test_reconfigure_keeps_counts() -> None:
     handlers = agg.handlers()
     event = RspamdParser().parse_line(signed)
     handlers[type(event)](event)
+    agg.end_batch()
     assert value(reg, "mailpulse_rspamd_dkim_signatures_total", domain="other") == 1
     assert value(reg, "mailpulse_rspamd_dkim_signatures_total", domain="example.test") == 1
     assert value(reg, "mailpulse_rspamd_scans_total", action="no_action") == 2
