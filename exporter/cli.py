@@ -11,12 +11,14 @@ import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mailpulse.exporter import __version__
-from mailpulse.exporter.config import Config
 from mailpulse.exporter.configtools import ConfigError, Secret
 from mailpulse.exporter.feature import AnyFeature, CommandIO, CommandRunner
+
+if TYPE_CHECKING:  # the config loader (and PyYAML) load only for commands that read a config
+    from mailpulse.exporter.config import Config
 
 EX_CONFIG = 78
 

@@ -28,8 +28,6 @@ from email.policy import SMTP
 from email.utils import format_datetime, formatdate
 from functools import cache
 
-import dkim
-
 TAG_HEADER = "X-Mailpulse-Probe"
 _TOKEN_CHARS = "[a-z2-7]"  # noqa: S105 - the base32 alphabet, not a password
 TOKEN_RE = re.compile(rf"\b({_TOKEN_CHARS}{{26}})\b")
@@ -151,6 +149,8 @@ class DkimKey:
     key_file: str
 
     def sign(self, data: bytes) -> bytes:
+        import dkim  # noqa: PLC0415 - dkimpy (and dnspython) load only when a route signs probes itself
+
         header = dkim.sign(
             data, self.selector.encode(), self.domain.encode(), _read_key(self.key_file),
             canonicalize=(b"relaxed", b"relaxed"), include_headers=list(DKIM_SIGNED), linesep=b"\r\n",

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import ERROR, WARNING, Context, Feature, Finding, Health, Part, Service
-from mailpulse.exporter.preflight import whoami
 from mailpulse.exporter.queue import FAMILIES, LABEL_SETS, QueueCollector
 
 QUEUE_CHECK_TIMEOUT = 15.0  # check-config must answer quickly even when postqueue hangs
@@ -81,6 +80,8 @@ class PostfixQueue(Feature[QueueConfig]):
 
     def preflight(self, config: QueueConfig) -> list[Finding]:
         """Run one real queue collection, as the daemon would."""
+        from mailpulse.exporter.preflight import whoami  # noqa: PLC0415 - check-config only
+
         collector = QueueCollector(config.config_dir, config.interval, min(config.timeout, QUEUE_CHECK_TIMEOUT),
                                    (config.command,), log_failures=False)  # fmt: skip
         if asyncio.run(collector.collect_once()):
