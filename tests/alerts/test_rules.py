@@ -36,6 +36,7 @@ SEVERITIES = {"critical", "warning", "info"}
 NO_FOR = {
     "MailProbeDeliveryFailing": "the gauge counts failed runs in a row: three runs are the wait",
     "PostfixBlocklistedByRemote": "a blocklisting reply is rare and always worth a look; the 1h window holds it",
+    "MailpulseLogRuleErrors": "one failing line is a bug to report; the 1h window holds it",
 }
 # Routing of the example Alertmanager config: severity -> receiver.
 ROUTES = {"critical": "pager", "warning": "mail-team", "info": "null"}
