@@ -5,13 +5,17 @@ from __future__ import annotations
 import platform
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
+import structlog
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from mailpulse.exporter.metrics.family import Family, Kind, bounded, label_sets
+
+log = structlog.get_logger(__name__)
+LOG_EVERY = 60.0  # seconds between log lines about the same failing part
 
 BUILD_INFO = Family(
     "mailpulse_build_info", "Always 1; labels say which mailpulse and Python are running.", Kind.GAUGE,
@@ -67,10 +71,13 @@ class SelfMetrics:
 class MailpulseCollector(Collector):
     """Reads every part under the shared lock; the parts are swapped on reload via :meth:`set_parts`."""
 
-    def __init__(self, lock: threading.Lock, self_metrics: SelfMetrics, parts: Sequence[Part] = ()) -> None:
+    def __init__(self, lock: threading.Lock, self_metrics: SelfMetrics, parts: Sequence[Part] = (),
+                 now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self._lock = lock
         self._self = self_metrics
         self._parts: tuple[Part, ...] = tuple(parts)
+        self._now = now
+        self._logged: dict[str, float] = {}  # part -> when its failure was last logged
 
     def set_parts(self, parts: Sequence[Part]) -> None:
         self._parts = tuple(parts)
@@ -85,12 +92,24 @@ class MailpulseCollector(Collector):
         with self._lock:
             for part in self._parts:
                 try:
-                    metrics.extend(part.collect())
+                    # all of a part's families or none: a part that fails half-way adds nothing
+                    families = list(part.collect())
                 except Exception:
                     name = type(part).__name__
                     self._self.collect_errors[name] = self._self.collect_errors.get(name, 0) + 1
+                    self._log_failure(name)
+                    continue
+                metrics.extend(families)
             metrics.extend(self._self.collect())
         yield from metrics
+
+    def _log_failure(self, part: str) -> None:
+        """A bug: logged with its traceback, at most once a minute per part (scrapes come every 15 s)."""
+        now = self._now()
+        if now - self._logged.get(part, -LOG_EVERY) >= LOG_EVERY:
+            self._logged[part] = now
+            log.exception("a part failed while building metrics; its families are left out of this scrape",
+                          part=part, failures=self._self.collect_errors[part])  # fmt: skip
 
 
 def make_registry(collector: MailpulseCollector, process_metrics: bool = True) -> CollectorRegistry:
