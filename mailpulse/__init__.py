@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, TextIO
+
+from mailpulse.exporter import __version__  # light: importlib.metadata only
 
 if TYPE_CHECKING:
     from mailpulse.exporter.config import Config
     from mailpulse.exporter.feature import AnyFeature
 
-try:
-    __version__ = version("mailpulse")
-except PackageNotFoundError:  # running from a checkout that was not installed
-    __version__ = "0.0.0+unknown"
 
 __all__ = ["__version__", "console_main", "features", "load_config", "main", "parse_config"]
 

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.configtools import Secret
 from mailpulse.exporter.feature import Part
 from mailpulse.exporter.features import PostfixLogs, RspamdLogs
 from mailpulse.exporter.metrics.postfix import PostfixAggregator
 from mailpulse.exporter.metrics.rspamd import RspamdAggregator
 from mailpulse.exporter.pipeline import Format
 from mailpulse.parsers.postfix import PostfixParserConfig
+from mailpulse.probes.config import ProbeConfig, ProbesConfig, RouteConfig, TargetConfig
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -83,3 +85,16 @@ def build_formats(aggregators: Aggregators, postfix: PostfixParserConfig, rspamd
     """Each log format by name, built by its feature (a new parser each call, as on a reload)."""
     formats = [*aggregators.postfix_feature.formats(postfix), *aggregators.rspamd_feature.formats(rspamd)]
     return {fmt.name: fmt for fmt in formats}
+
+
+# One route "r", one IMAP target "t", one probe "p" (every 60 s): the smallest probe config the tests use.
+MINIMAL_PROBES = ProbesConfig(
+    Secret("0123456789abcdef", "test"),
+    routes=(RouteConfig("r", "127.0.0.1", 587, "starttls", "probe@example.test"),),
+    targets=(
+        TargetConfig(
+            "t", "imap", "probe@remote.test", "127.0.0.1", 993, "implicit", "probe@remote.test", provider="dovecot"
+        ),
+    ),
+    probes=(ProbeConfig("p", "r", "t", 60.0, 5.0, 60.0, 600.0),),
+)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 import structlog
 
 from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.sources.position import write_atomic
 
 log = structlog.get_logger(__name__)
 
@@ -197,14 +197,9 @@ class JournalSource:
     def _save_cursor(self) -> None:
         if not self._cursor:
             return
-        tmp = f"{self.cursor_path}.tmp"
         try:
-            with open(tmp, "w") as fh:
-                fh.write(self._cursor)
-            os.replace(tmp, self.cursor_path)
+            write_atomic(self.cursor_path, self._cursor)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             _UNSAVED[self.cursor_path] = self._cursor
             self.stats.up = 0
             self.stats.unsaved_bytes = self._since_save

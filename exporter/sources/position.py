@@ -114,14 +114,19 @@ def load_position(path: str) -> Position | None:
 
 
 def save_position(path: str, pos: Position) -> None:
-    """Write atomically (temporary file + rename): a crash leaves the old state or the new, never half.
+    write_atomic(path, format_position(pos))
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write a state file atomically (temporary file + rename): a crash leaves the old state or the new,
+    never half.
 
     Raises OSError (a full disk, a read-only state dir); the temporary file is not left behind.
     """
     tmp = f"{path}.tmp"
     try:
-        with open(tmp, "w", encoding="ascii") as out:
-            out.write(format_position(pos))
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(text)
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):

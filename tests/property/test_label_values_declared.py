@@ -14,7 +14,6 @@ from prometheus_client.core import Metric
 
 from mailpulse import features
 from mailpulse.exporter.config_rspamd import RspamdConfig
-from mailpulse.exporter.configtools import Secret
 from mailpulse.exporter.metrics.catalog import all_label_sets
 from mailpulse.exporter.metrics.collector import SELF_LABEL_SETS, MailpulseCollector, SelfMetrics
 from mailpulse.exporter.metrics.family import LabelValues
@@ -23,10 +22,9 @@ from mailpulse.exporter.pipeline import LinePipeline
 from mailpulse.exporter.queue import QueueCollector, QueueSnapshot
 from mailpulse.parsers.postfix import PostfixParserConfig
 from mailpulse.parsers.rspamd.vocab import module_key
-from mailpulse.probes.config import ProbeConfig, ProbesConfig, RouteConfig, TargetConfig
 from mailpulse.probes.metrics import ProbeMetrics
 from mailpulse.probes.outcome import ProbeResult
-from tests.helpers import Aggregators, build_formats
+from tests.helpers import MINIMAL_PROBES, Aggregators, build_formats
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FILES = sorted(
@@ -150,16 +148,7 @@ def test_verdicts_with_label_sources_spliced(line: str, marker: str, text: str, 
 
 
 # -- the probes and the queue: fed generated outcomes and postqueue lines, not log lines ----------------------
-PROBES = ProbesConfig(
-    Secret("0123456789abcdef", "test"),
-    routes=(RouteConfig("r", "127.0.0.1", 587, "starttls", "probe@example.test"),),
-    targets=(
-        TargetConfig(
-            "t", "imap", "probe@remote.test", "127.0.0.1", 993, "implicit", "probe@remote.test", provider="dovecot"
-        ),
-    ),
-    probes=(ProbeConfig("p", "r", "t", 60.0, 5.0, 60.0, 600.0),),
-)
+PROBES = MINIMAL_PROBES
 PROBE_METRICS = ProbeMetrics(PROBES, mailboxes=["t"])
 PROBE_NAMES = {"probes.probes[].name": {"p"}, "probes.routes[].name": {"r"}, "probes.targets[].name": {"t"}}
 WORDS = st.sampled_from(["pass", "fail", "inbox", "junk", "other", "send", "receive", "timeout", "TLSv1.3", "x", ""])

@@ -12,25 +12,16 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from mailpulse.exporter.configtools import Secret
 from mailpulse.exporter.metrics.family import families_by_name
 from mailpulse.probes import state
-from mailpulse.probes.config import ProbeConfig, ProbesConfig, RouteConfig, TargetConfig
+from mailpulse.probes.config import ProbesConfig
 from mailpulse.probes.metrics import FAMILIES, ProbeMetrics
 from mailpulse.probes.outcome import ProbeResult
 from mailpulse.probes.registry import Found, Registry
 from mailpulse.probes.runner import arrival_latency
+from tests.helpers import MINIMAL_PROBES
 
-CONFIG = ProbesConfig(
-    Secret("0123456789abcdef", "test"),
-    routes=(RouteConfig("r", "127.0.0.1", 587, "starttls", "probe@example.test"),),
-    targets=(
-        TargetConfig(
-            "t", "imap", "probe@remote.test", "127.0.0.1", 993, "implicit", "probe@remote.test", provider="dovecot"
-        ),
-    ),
-    probes=(ProbeConfig("p", "r", "t", 60.0, 5.0, 60.0, 600.0),),
-)
+CONFIG = MINIMAL_PROBES
 
 
 class _Collector(Collector):
