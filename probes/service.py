@@ -110,6 +110,8 @@ class ProbeService:
         self.history = history if history is not None else RunHistory()
         with self.metrics.lock:
             self.history.keep(p.name for p in config.probes)
+        # a late arrival is counted by the metrics and listed among the last runs (after the run it was lost in)
+        self.parts.runner.on_late = self._late
         self._now = now
         self.started = now()  # a probe is overdue only counting from here (the state file may be old)
         self.state_file = state_file
@@ -211,6 +213,11 @@ class ProbeService:
         with self.metrics.lock:
             self.history.add(result)
         self._save()
+
+    def _late(self, result: ProbeResult) -> None:
+        self.metrics.late_arrival(result)
+        with self.metrics.lock:
+            self.history.add(result)
 
     def _skipped(self, event: Any) -> None:
         self.metrics.skipped(str(event.job_id))

@@ -116,9 +116,15 @@ def test_the_daemons_page_shows_sources_probes_runs_and_watchers(tmp_path: Path)
     probes.service.record(ProbeResult("p", "r", "box", outcome="delivered", latency_seconds=1.25, folder="junk",
                                       dkim="pass", spf="pass", dmarc="fail", finished_at=now - 60))  # fmt: skip
     probes.service.record(ProbeResult("p", "r", "box", finished_at=now).fail("send", "rejected_5xx", f"554 {HOSTILE}"))
+    late = ProbeResult("p", "r", "box", outcome="delivered_late", latency_seconds=95.0, folder="inbox",
+                       finished_at=now)  # fmt: skip
+    assert probes.service.parts.runner.on_late is not None
+    probes.service.parts.runner.on_late(late)  # what the runner calls when a lost probe's message turns up
     page = app.status_page()
     parsed = parse(page)
     text = " ".join(parsed.text)
+    assert "delivered_late" in text
+    assert "95 s" in text
     assert "script" not in parsed.tags
     assert "img" not in parsed.tags
     for expected in ("Log sources", "mail", "End-to-end probes", "r → box", "failing", "delivered", "1.25 s",
