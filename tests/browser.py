@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "admin", "status-page-test"
@@ -176,15 +177,27 @@ class StatusDaemon:
             body = json.loads(exc.read())
         return body
 
+    def parsed_lines(self) -> dict[str, float]:
+        """``mailpulse_log_lines_total{result="parsed"}`` per source, from /metrics (with the credentials)."""
+        context = ssl.create_default_context(cafile=str(self.lab_dir / "tls" / "ca.pem"))
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        request = urllib.request.Request(self.base + "/metrics", headers={"Authorization": f"Basic {auth}"})
+        with urllib.request.urlopen(request, timeout=5, context=context) as resp:
+            text = resp.read().decode()
+        return {s.labels["source"]: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+                if s.name == "mailpulse_log_lines_total" and s.labels.get("result") == "parsed"}  # fmt: skip
+
     def wait_for_every_probe(self, timeout: float = 120.0) -> dict[str, Any]:
-        """Until every probe has an outcome (the lab's run within seconds of the start)."""
+        """Until every probe has an outcome (the lab's run within seconds of the start) and every source has
+        parsed a line (the probes' own lines, read within a poll)."""
         deadline = time.monotonic() + timeout
         last: dict[str, Any] = {}
         while time.monotonic() < deadline:
             try:
                 last = self.health()
                 outcomes = last.get("probes", {}).get("probes", {})
-                if outcomes and "pending" not in outcomes.values():
+                parsed = self.parsed_lines()
+                if outcomes and "pending" not in outcomes.values() and parsed and all(parsed.values()):
                     return last
             except OSError:
                 pass
