@@ -21,6 +21,16 @@ GRID_WIDTH = 24
 # Grafana 10.4/11.x; older versions migrate the JSON on load.
 SCHEMA_VERSION = 39
 TAG = "mailpulse"
+# The import input Grafana asks for on a manual import (Dashboards → Import): the chosen Prometheus replaces
+# ``${DS_PROMETHEUS}`` everywhere in the JSON, which here is only the ``datasource`` variable's starting
+# value (panels use the variable, so the data source stays switchable). Provisioning ignores ``__inputs``;
+# the variable then starts at the default Prometheus data source.
+DS_INPUT = "DS_PROMETHEUS"
+REFRESH_INTERVALS = ("5s", "10s", "30s", "1m", "5m", "15m", "30m", "1h", "2h", "1d")
+TIME_OPTIONS = ("5m", "15m", "1h", "6h", "12h", "24h", "2d", "7d", "30d")
+MIN_GRAFANA = "10.0.0"
+PANEL_NAMES = {"timeseries": "Time series", "stat": "Stat", "bargauge": "Bar gauge", "heatmap": "Heatmap",
+               "table": "Table", "piechart": "Pie chart", "state-timeline": "State timeline"}  # fmt: skip
 
 # Selectors every query starts from: the standard job/instance variables, plus probe where it applies.
 SEL = 'job=~"$job", instance=~"$instance"'
@@ -282,7 +292,7 @@ def variables(*, probe: bool) -> list[Json]:
             "description": "The Prometheus that scrapes mailpulse.",
             "type": "datasource",
             "query": "prometheus",
-            "current": {},
+            "current": {"selected": False, "text": f"${{{DS_INPUT}}}", "value": f"${{{DS_INPUT}}}"},
             "hide": 0,
             "refresh": 1,
             "regex": "",
@@ -310,8 +320,29 @@ def variables(*, probe: bool) -> list[Json]:
     return out
 
 
+def inputs() -> list[Json]:
+    """``__inputs``: what a manual import asks for (the Prometheus data source)."""
+    return [{"name": DS_INPUT, "label": "Prometheus", "description": "The Prometheus that scrapes mailpulse.",
+             "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus"}]  # fmt: skip
+
+
+def requires(panels: list[Json]) -> list[Json]:
+    """``__requires``: the Grafana version, data source and panel plugins the import checks for."""
+    every = [*panels, *(child for p in panels for child in p.get("panels", ()))]  # a collapsed row holds its own
+    types = sorted({p["type"] for p in every if p["type"] != "row"})
+    return [
+        {"type": "grafana", "id": "grafana", "name": "Grafana", "version": MIN_GRAFANA},
+        {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+        *({"type": "panel", "id": t, "name": PANEL_NAMES[t], "version": ""} for t in types),
+    ]
+
+
 def dashboard(uid: str, title: str, description: str, items: list[Panel | Row], *, probe: bool = False) -> Json:
+    panels = layout(items)
     return {
+        "__inputs": inputs(),
+        "__elements": {},
+        "__requires": requires(panels),
         "uid": uid,
         "title": title,
         "description": description,
@@ -323,7 +354,12 @@ def dashboard(uid: str, title: str, description: str, items: list[Panel | Row], 
         "version": 1,
         "refresh": "1m",
         "time": {"from": "now-6h", "to": "now"},
-        "timepicker": {},
+        # Grafana fills an empty timepicker with these defaults; spelled out, the JSON meets its schema
+        "timepicker": {
+            "hidden": False,
+            "refresh_intervals": list(REFRESH_INTERVALS),
+            "time_options": list(TIME_OPTIONS),
+        },
         "fiscalYearStartMonth": 0,
         "liveNow": False,
         "weekStart": "",
@@ -355,5 +391,5 @@ def dashboard(uid: str, title: str, description: str, items: list[Panel | Row], 
             }
         ],
         "templating": {"list": variables(probe=probe)},
-        "panels": layout(items),
+        "panels": panels,
     }

@@ -29,6 +29,8 @@ from mailpulse.exporter.pipeline import Format, LinePipeline
 from mailpulse.exporter.preflight import check_state_dir
 from mailpulse.exporter.sources.files import DEFAULT_ROTATED_PATTERNS, FileSource
 from mailpulse.exporter.sources.journald import JournalSource
+from mailpulse.exporter.status import StatusSection, failed_section, sources_section
+from mailpulse.exporter.statuspage import render
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +109,22 @@ class App:
                 detail[feature.name] = dict(health.detail)
         return ok, detail
 
+    def status_page(self) -> bytes:
+        """The page at /: the kernel's log sources, then every active feature's section, read under the lock
+        (as a scrape reads) and rendered outside it."""
+        sections: list[StatusSection] = []
+        with self.lock:
+            sections.append(sources_section(self.sources))
+            for feature in self._active:
+                try:
+                    section = feature.status()
+                except Exception:  # a bug in one section must not take the page down
+                    log.exception("status section failed", feature=feature.name)
+                    section = failed_section(feature.title)
+                if section is not None:
+                    sections.append(section)
+        return render(sections, version=__version__)
+
     # -- running -----------------------------------------------------------------------------------------
     async def run(self, on_ready: Callable[[str], Awaitable[None] | None] | None = None) -> int:
         loop = asyncio.get_running_loop()
@@ -118,7 +136,7 @@ class App:
         try:
             self.server = MetricsServer(
                 self.registry, http.host, http.port, health=self.health,
-                tls_cert_file=http.tls_cert_file, tls_key_file=http.tls_key_file,
+                status_page=self.status_page, tls_cert_file=http.tls_cert_file, tls_key_file=http.tls_key_file,
                 username=http.basic_auth_username, password=password,
             )  # fmt: skip
         except OSError as exc:

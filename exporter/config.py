@@ -24,15 +24,16 @@ KEY_DOCS: dict[str, str] = {
     "log": "mailpulse's own log.",
     "log.level": "The lowest level logged.",
     "log.format": "`console` (for humans) or `json` (one object per line).",
-    "http": "The HTTP endpoint that serves `/metrics` and `/health`.",
-    "http.listen": "Address of `/metrics` and `/health`: `host:port`, `[::1]:port`, or `:port` for all addresses. "
+    "http": "The HTTP endpoint that serves `/metrics`, `/health` and the status page at `/` "
+    "([status-page.md](status-page.md)).",
+    "http.listen": "Address of `/metrics`, `/health` and `/`: `host:port`, `[::1]:port`, or `:port` for all addresses. "
     "9947 is provisional: the Prometheus port registry's 9100-9999 range is full, and a 10000+ number will be "
     "registered before the first release.",
     "http.tls": "Serve HTTPS (TLS 1.2 or later) instead of HTTP; needs both `cert_file` and `key_file`.",
     "http.tls.cert_file": "The certificate chain (PEM).",
     "http.tls.key_file": "Its private key (PEM).",
-    "http.basic_auth": "Require HTTP basic auth for `/metrics` (`/health` stays open and reveals only up/down per "
-    "part and bounded reasons, see [/health](#health)).",
+    "http.basic_auth": "Require HTTP basic auth for `/metrics` and the status page `/` (`/health` stays open and "
+    "reveals only up/down per part and bounded reasons, see [/health](#health)).",
     "http.basic_auth.username": "The user name Prometheus sends.",
     "http.basic_auth.password": "Its password.",
     "state_dir": "Log positions (offsets), journald cursors and probe state.",

@@ -7,7 +7,7 @@ reports) declares in one class everything the kernel needs to know about it:
 - its metric families (the source of docs/metrics.md),
 - the log formats it reads (sources name them in ``format:``),
 - the runtime services (async tasks) it runs, rebuilt on every (re)load,
-- what it contributes to ``/health`` and which CLI subcommands it adds.
+- what it contributes to ``/health``, to the status page at ``/`` and which CLI subcommands it adds.
 
 The kernel (exporter/) never names a feature: the application shell (the ``mailpulse`` package) hands
 it the list. One instance of each feature lives as long as the process, so the numbers a feature holds
@@ -34,6 +34,7 @@ from mailpulse.exporter.metrics.collector import Part
 from mailpulse.exporter.metrics.family import Family, LabelSets
 from mailpulse.exporter.metrics.sources import SourcesAggregator
 from mailpulse.exporter.pipeline import Format
+from mailpulse.exporter.status import StatusSection
 
 if TYPE_CHECKING:
     from mailpulse.exporter.config import Config
@@ -159,6 +160,13 @@ class Feature(ABC, Generic[C]):
         """This feature's contribution to /health, or None when it has none."""
         return None
 
+    def status(self) -> StatusSection | None:
+        """This feature's section of the status page at ``/``, or None when it has none (only while active).
+
+        Called with the shared lock held, like :meth:`parts`' collect: read your numbers, do not take the
+        lock again, do no I/O. Return plain data (:mod:`exporter.status`); the kernel renders and escapes it."""
+        return None
+
     def preflight(self, config: C) -> list[Finding]:
         """``check-config``'s checks of what the section needs from this machine, as the calling user."""
         return []
@@ -176,7 +184,7 @@ AnyFeature = Feature[Any]
 
 __all__ = [
     "ERROR", "WARNING", "AnyFeature", "CommandIO", "CommandRunner", "Context", "Feature", "Finding", "Health",
-    "Part", "Service", "Summary",
+    "Part", "Service", "StatusSection", "Summary",
 ]  # fmt: skip
 
 

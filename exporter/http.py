@@ -1,4 +1,5 @@
-"""The HTTP endpoint: /metrics (Prometheus or OpenMetrics text), /health, optional TLS and basic auth.
+"""The HTTP endpoint: /metrics (Prometheus or OpenMetrics text), /health, the status page at /, optional TLS
+and basic auth (which guards / and /metrics; /health stays open for load balancers).
 
 A small threaded stdlib server rather than prometheus_client's ``start_http_server``, which has no
 basic auth and performs the TLS handshake in its accept loop (one slow client stalls every scrape).
@@ -25,6 +26,7 @@ from prometheus_client.registry import CollectorRegistry
 log = structlog.get_logger(__name__)
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+StatusPage = Callable[[], bytes]  # the rendered page at /
 REQUEST_TIMEOUT = 15.0
 
 INDEX = b"""<!doctype html><html><head><title>mailpulse</title></head><body>
@@ -38,6 +40,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     registry: CollectorRegistry
     health: HealthCheck
+    status_page: StatusPage | None
     ssl_context: ssl.SSLContext | None
     credentials: tuple[bytes, bytes] | None
 
@@ -91,7 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(200, content_type, body)
         elif path == "/":
-            self._send(200, "text/html; charset=utf-8", INDEX)
+            page = self.server.status_page
+            self._send(200, "text/html; charset=utf-8", page() if page is not None else INDEX, private=True)
         else:
             self._send(404, "text/plain", b"not found\n")
 
@@ -111,9 +115,16 @@ class _Handler(BaseHTTPRequestHandler):
         password_ok = hmac.compare_digest(password, creds[1])
         return user_ok and password_ok
 
-    def _send(self, status: int, content_type: str, body: bytes, gzipped: bool = False) -> None:
+    def _send(self, status: int, content_type: str, body: bytes, gzipped: bool = False, private: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if private:
+            # a page of live state behind auth: no cache keeps it, and it takes no script, style or frame
+            # from anywhere (its CSS is inline)
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; "
+                             "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")  # fmt: skip
+            self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Length", str(len(body)))
         if gzipped:
             self.send_header("Content-Encoding", "gzip")
@@ -135,6 +146,7 @@ class MetricsServer:
         port: int,
         *,
         health: HealthCheck,
+        status_page: StatusPage | None = None,
         tls_cert_file: str | None = None,
         tls_key_file: str | None = None,
         username: str | None = None,
@@ -144,6 +156,7 @@ class MetricsServer:
         self._server = _Server((host, port), family)
         self._server.registry = registry
         self._server.health = health
+        self._server.status_page = status_page
         self._server.ssl_context = None
         if tls_cert_file and tls_key_file:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -104,6 +104,16 @@ class Ports:
         return self._at(87)
 
     @property
+    def prometheus(self) -> int:
+        """scripts/demo's Prometheus (not a lab daemon, like ``metrics``)."""
+        return self._at(88)
+
+    @property
+    def alertmanager(self) -> int:
+        """scripts/demo's Alertmanager (not a lab daemon)."""
+        return self._at(89)
+
+    @property
     def opendkim(self) -> int:
         return self._at(91)
 

@@ -61,6 +61,8 @@ def env_values(lab: LabSpec) -> dict[str, object]:
         "LAB_DKIM_TXT": lab.dkim_txt,
         "LAB_MAILPULSE_CONFIG": p.mailpulse_yaml,
         "LAB_METRICS_PORT": ports.metrics,
+        "LAB_PROMETHEUS_PORT": ports.prometheus,  # scripts/demo's, not the lab's
+        "LAB_ALERTMANAGER_PORT": ports.alertmanager,
         # extras (docs/lab.md)
         "LAB_DKIM_MODE": lab.dkim_mode,
         "LAB_DKIM_TXT_FILE": p.dkim_txt,

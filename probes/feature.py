@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import CommandIO, CommandRunner, Context, Feature, Health, Part, Service
+from mailpulse.exporter.status import StatusSection
 from mailpulse.probes.config import KEY_DOCS, ProbesConfig, parse_probes
 from mailpulse.probes.metrics import FAMILIES, LABEL_SETS, ProbeMetrics
+from mailpulse.probes.status import RunHistory
 
 if TYPE_CHECKING:  # the scheduler and the SMTP/IMAP stack load only when probes run
     from mailpulse.probes.service import ProbeService
@@ -42,6 +44,7 @@ class Probes(Feature[ProbesConfig | None]):
 
     def __init__(self) -> None:
         self._metrics: ProbeMetrics | None = None
+        self._history = RunHistory()  # the last runs shown on the status page survive a reload
         self.service: ProbeService | None = None
 
     def parse_config(self, node: Node) -> ProbesConfig | None:
@@ -64,7 +67,8 @@ class Probes(Feature[ProbesConfig | None]):
         """A service for ``config``; the metrics object is the feature's, so counters survive a rebuild."""
         from mailpulse.probes.service import ProbeService  # noqa: PLC0415
 
-        service = ProbeService(config, context.lock, os.path.join(context.state_dir, "probes.json"), self._metrics)
+        service = ProbeService(config, context.lock, os.path.join(context.state_dir, "probes.json"), self._metrics,
+                               self._history)  # fmt: skip
         self._metrics = service.metrics
         return service
 
@@ -75,6 +79,9 @@ class Probes(Feature[ProbesConfig | None]):
         if self.service is None:
             return None
         return self.service.health()
+
+    def status(self) -> StatusSection | None:
+        return self.service.status() if self.service is not None else None
 
     def commands(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Mapping[str, CommandRunner]:
         probe = sub.add_parser(

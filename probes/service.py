@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import random
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,19 +28,22 @@ from prometheus_client.core import Metric
 
 from mailpulse.exporter.feature import Health
 from mailpulse.exporter.logsetup import register_secret
+from mailpulse.exporter.status import StatusSection
 from mailpulse.probes import state
 from mailpulse.probes.config import ProbesConfig, TargetConfig
 from mailpulse.probes.credentials import TokenSource
 from mailpulse.probes.dkimcheck import DkimChecker
 from mailpulse.probes.mailbox import MailboxWatcher
-from mailpulse.probes.metrics import FAMILIES, ProbeMetrics
+from mailpulse.probes.metrics import CONSECUTIVE, FAMILIES, LAST_RUN, LAST_SUCCESS, SUCCESS, ProbeMetrics
 from mailpulse.probes.outcome import ProbeResult
 from mailpulse.probes.registry import Registry
 from mailpulse.probes.runner import ProbeRunner, log_result
 from mailpulse.probes.send import Sender
+from mailpulse.probes.status import ProbeState, RunHistory, probes_section
 
 log = structlog.get_logger(__name__)
 EXPIRE_EVERY = 10.0  # seconds between purges of pending probes past their late window
+OVERDUE_SLACK = 60.0  # on top of two intervals and the deadline: the scheduler's own jitter and load
 
 
 @dataclass
@@ -98,10 +102,18 @@ class ProbeService:
     families = FAMILIES
 
     def __init__(self, config: ProbesConfig, lock: threading.Lock, state_file: str | None,
-                 metrics: ProbeMetrics | None = None) -> None:  # fmt: skip
+                 metrics: ProbeMetrics | None = None, history: RunHistory | None = None,
+                 now: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.config = config
         self.parts = build_parts(config, lock, metrics=metrics)
         self.metrics = self.parts.metrics
+        self.history = history if history is not None else RunHistory()
+        with self.metrics.lock:
+            self.history.keep(p.name for p in config.probes)
+        # a late arrival is counted by the metrics and listed among the last runs (after the run it was lost in)
+        self.parts.runner.on_late = self._late
+        self._now = now
+        self.started = now()  # a probe is overdue only counting from here (the state file may be old)
         self.state_file = state_file
         self._restored = state.load(state_file) if state_file else {}
         self.metrics.restore(self._restored.get("probes") or {})
@@ -121,8 +133,41 @@ class ProbeService:
             mailboxes[watcher.name] = entry
         outcomes = self.metrics.last_outcomes()
         probes = {p.name: outcomes.get(p.name, "pending") for p in self.config.probes}
-        ok = all(m["status"] != "down" for m in mailboxes.values())
-        return Health(ok, {"status": "ok" if ok else "degraded", "mailboxes": mailboxes, "probes": probes})
+        with self.metrics.lock:
+            overdue = self.overdue()
+        ok = all(m["status"] != "down" for m in mailboxes.values()) and not overdue
+        return Health(ok, {"status": "ok" if ok else "degraded", "mailboxes": mailboxes, "probes": probes,
+                           "failing": sorted(p for p, o in probes.items() if o == "failed"),
+                           "overdue": overdue})  # fmt: skip
+
+    def _states(self) -> dict[str, ProbeState]:
+        """Each probe's gauges (call under the lock)."""
+        c = self.metrics.counters
+        out = {}
+        for probe in self.config.probes:
+            key = (probe.name,)
+            out[probe.name] = ProbeState(
+                success=bool(c[SUCCESS].get(key, 0.0)), last_run=c[LAST_RUN].get(key, 0.0),
+                last_success=c[LAST_SUCCESS].get(key, 0.0), consecutive_failures=int(c[CONSECUTIVE].get(key, 0.0)),
+            )  # fmt: skip
+        return out
+
+    def overdue(self) -> list[str]:
+        """Probes with no outcome for two intervals plus the deadline (and some slack), counted from the later
+        of their last outcome and this service's start: the scheduler is stuck, a fault of mailpulse itself
+        (unlike a failing probe). Call under the lock."""
+        now, states = self._now(), self._states()
+        late = []
+        for probe in self.config.probes:
+            since = max(states[probe.name].last_run, self.started)
+            if now - since > 2 * probe.interval + probe.deadline + OVERDUE_SLACK:
+                late.append(probe.name)
+        return late
+
+    def status(self) -> StatusSection:
+        """The probes' section of the status page (called under the lock)."""
+        return probes_section(self.config, self._states(), self.history, self.parts.unique_watchers,
+                              self.overdue(), self._now())  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         self._restore_pending()
@@ -165,7 +210,14 @@ class ProbeService:
     def record(self, result: ProbeResult) -> None:
         log_result(result)
         self.metrics.record(result)
+        with self.metrics.lock:
+            self.history.add(result)
         self._save()
+
+    def _late(self, result: ProbeResult) -> None:
+        self.metrics.late_arrival(result)
+        with self.metrics.lock:
+            self.history.add(result)
 
     def _skipped(self, event: Any) -> None:
         self.metrics.skipped(str(event.job_id))

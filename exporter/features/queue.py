@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import ERROR, WARNING, Context, Feature, Finding, Health, Part, Service
 from mailpulse.exporter.queue import FAMILIES, LABEL_SETS, QueueCollector
+from mailpulse.exporter.status import Cell, State, StatusSection, Table, age, row
 
 QUEUE_CHECK_TIMEOUT = 15.0  # check-config must answer quickly even when postqueue hangs
 
@@ -78,6 +80,9 @@ class PostfixQueue(Feature[QueueConfig]):
         ok, detail = self.collector.health()
         return Health(ok, detail)
 
+    def status(self) -> StatusSection:
+        return queue_section(self.collector, time.time())
+
     def preflight(self, config: QueueConfig) -> list[Finding]:
         """Run one real queue collection, as the daemon would."""
         from mailpulse.exporter.preflight import whoami  # noqa: PLC0415 - check-config only
@@ -98,3 +103,32 @@ class PostfixQueue(Feature[QueueConfig]):
             return [Finding(ERROR, f"{where}.command", message)]
         # timeout, a Postfix that is down ("mail system is down"): the daemon retries every interval
         return [Finding(WARNING, where, message)]
+
+
+OLDEST_WARN_SECONDS = 3600.0  # a message older than this in the active or deferred queue is worth a look
+
+
+def queue_section(collector: QueueCollector, now: float) -> StatusSection:
+    """Messages per queue and the oldest one's age from the last ``postqueue -j``, and whether it worked."""
+    if collector.up:
+        listing = Cell(f"ok, {age(collector.last_success, now)} ({collector.duration:.2f} s)", State.OK)
+    elif collector.attempts == 0:
+        listing = Cell("not run yet", State.UNKNOWN)
+    else:
+        # behind the page's auth, so postqueue's own words may be shown (never in /health)
+        listing = Cell(f"failing: {collector.last_detail or 'failed'}", State.FAIL)
+    snap = collector.snapshot
+    rows = []
+    if snap is not None:
+        for queue in snap.messages:
+            count = snap.messages[queue]
+            oldest = snap.oldest.get(queue)
+            old_age = now - oldest if oldest else 0.0
+            state = State.WARN if queue in ("active", "deferred", "hold") and old_age > OLDEST_WARN_SECONDS else None
+            rows.append(row(queue, str(count), str(snap.recipients.get(queue, 0)), f"{snap.size.get(queue, 0)} bytes",
+                            Cell(age(oldest, now) if oldest else "-", state)))  # fmt: skip
+    listing_table = Table(("postqueue -j", "failed listings so far"),
+                          (row(listing, str(int(sum(collector.errors.values())))),))  # fmt: skip
+    queues = Table(("queue", "messages", "recipients", "size", "oldest arrived"), tuple(rows),
+                   empty="no successful listing yet")  # fmt: skip
+    return StatusSection("Postfix queue", (listing_table, queues))
