@@ -39,7 +39,9 @@ def _dir(args: argparse.Namespace, create: bool = False) -> Path:
 
 def cmd_up(args: argparse.Namespace) -> int:
     root = _dir(args, create=True)
-    lab, t = lifecycle.up(root, args.port_base, args.dkim, install=not args.no_install, log=_log)
+    lab, t = lifecycle.up(
+        root, args.port_base, args.dkim, install=not args.no_install, log=_log, log_mode=args.log_mode
+    )
     _log(
         f"lab up in {root} (port base {lab.ports.base}, DKIM by {lab.dkim_mode}): packages "
         f"{t.packages_s:.2f}s, prepare {t.prepare_s:.2f}s, start+ready {t.start_s:.2f}s, "
@@ -91,7 +93,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps([r.__dict__ for r in rows]))
     else:
         for r in rows:
-            print(f"{r.name:10} {'ready' if r.ready else ('running' if r.pid else 'stopped'):8} pid={r.pid}")
+            print(f"{r.name:14} {'ready' if r.ready else ('running' if r.pid else 'stopped'):8} pid={r.pid}")
     return 0 if rows and all(r.ready for r in rows) else 3
 
 
@@ -154,6 +156,12 @@ def parser() -> argparse.ArgumentParser:
     up = with_dir(sub.add_parser("up", help="install, configure and start a lab (idempotent)"))
     up.add_argument("--port-base", type=int, help="every port is base+offset (default 20000, or the lab's)")
     up.add_argument("--dkim", choices=["rspamd", "opendkim"], help="DKIM signer (default rspamd)")
+    up.add_argument(
+        "--log-mode",
+        choices=["per-host", "central"],
+        help="per-host: one maillog per Postfix instance (default); central: all instances in one file "
+        "(default from MAILPULSE_LAB_LOG_MODE, else the lab's)",
+    )
     up.add_argument("--no-install", action="store_true", help="fail instead of running apt-get")
     up.add_argument("--json", action="store_true", help="print timings as JSON")
     up.set_defaults(func=cmd_up)
