@@ -47,6 +47,11 @@ def run(
         name: logs.LogTail(Path(env[key]))
         for name, key in (("postfix", "LAB_POSTFIX_LOG"), ("rspamd", "LAB_RSPAMD_LOG"), ("dovecot", "LAB_DOVECOT_LOG"))
     }
+    # per-host log mode: the other hosts' logs too ("postfix" is the submission host's or the central file)
+    for name in env.get("LAB_POSTFIX_INSTANCES").split():
+        path = Path(env.get(f"LAB_POSTFIX_{name.upper()}_LOG") or env["LAB_POSTFIX_LOG"])
+        if all(path != tail.path for tail in tails.values()):
+            tails[f"postfix-{name}"] = logs.LogTail(path)
     sender = Sender(env, run_id)
     sent_at: dict[int, float] = {}
     for kind in KINDS:

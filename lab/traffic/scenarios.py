@@ -14,6 +14,7 @@ from lab.layout import (
     ACCEPT_DOMAIN,
     BOUNCE_DOMAIN,
     EXTERNAL_SENDER_DOMAIN,
+    FORWARD_ALIAS,
     GHOST,
     GTUBE_ADD_HEADER,
     GTUBE_REJECT,
@@ -47,6 +48,8 @@ class Record:
     expect: str
     outcome: str | None = None
     mx_queue_id: str | None = None
+    # queue IDs after the MX's: re-injection after the content filter, SRS forwarder, outside MX
+    hop_queue_ids: list[str] = field(default_factory=list)
     ndr_queue_id: str | None = None
     folder: str | None = None
     postfix_statuses: list[str] = field(default_factory=list)  # status= values in log order, all hops
@@ -185,6 +188,9 @@ KINDS: tuple[Kind, ...] = (
         body_lines=(GTUBE_REJECT,),
     ),
     Kind("external_ham", 1, smtp.MX_EXTERNAL, INBOX, mail_from=ALICE),
+    # through the MX's alias to the SRS forwarder, then to the outside mailbox
+    Kind("forwarded_srs", 1, smtp.SUBMISSION, INBOX, rcpt=FORWARD_ALIAS),
+    Kind("forwarded_external", 1, smtp.MX_EXTERNAL, INBOX, rcpt=FORWARD_ALIAS, mail_from=ALICE),
     Kind("spoofed", 1, smtp.MX_EXTERNAL, "rejected"),
     Kind("tampered", 1, smtp.SUBMISSION, INBOX, body_lines=(f"signed text, {TAMPER_TOKEN} on the way",)),
     # greylisting keys on (envelope sender, recipient, client /19): a sender unique to the run makes
