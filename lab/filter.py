@@ -84,7 +84,7 @@ class Session(socketserver.StreamRequestHandler):
                 self.reply("502 5.5.2 Error: command not recognized")
 
     def _read_data(self) -> bytes | None:
-        lines = []
+        lines: list[bytes] = []
         size = 0
         while True:
             raw = self.rfile.readline(65536)

@@ -48,8 +48,8 @@ FAILURES = Family(
     "the route's SMTP server; receive: the target's IMAP mailbox; deliver: accepted but not found, reason "
     "lost, or found with Authentication-Results other than the probe's expect, reason auth_unexpected; "
     "internal: a mailpulse bug) and bounded reason (dns, connect, tls, auth, credentials, rejected_4xx, "
-    "rejected_5xx, timeout, protocol, imap_*, lost, auth_unexpected, error). Every stage/reason pair exists from the start. "
-    "Failure ratio: rate(failures) / rate(runs).", Kind.COUNTER, ("probe", "stage", "reason"),
+    "rejected_5xx, timeout, protocol, imap_*, lost, auth_unexpected, error). Every stage/reason pair exists "
+    "from the start. Failure ratio: rate(failures) / rate(runs).", Kind.COUNTER, ("probe", "stage", "reason"),
 )  # fmt: skip
 SUCCESS = Family(
     "mailpulse_probe_success", "1 if the last run of this probe delivered the message within its deadline, in "
