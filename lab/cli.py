@@ -13,7 +13,8 @@ from lab import lifecycle, packages
 from lab.layout import Paths
 
 REPO = Path(__file__).resolve().parents[1]
-CURRENT = REPO / ".lab" / "current"  # symlink to the lab dir used when --dir is not given
+CURRENT = REPO / ".lab" / "current"
+DEFAULT_FIXTURES = str(REPO / "tests" / "fixtures" / "lab")  # symlink to the lab dir used when --dir is not given
 
 
 def _log(msg: str) -> None:
@@ -139,9 +140,13 @@ def _exec(argv: list[str]) -> NoReturn:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from lab.capture import capture
+    from lab.capture import capture, capture_multihost
 
-    capture(Path(args.out), port_base=args.port_base, scale=args.scale, log=_log)
+    if args.multihost:
+        out = Path(args.out) / "multihost" if args.out == DEFAULT_FIXTURES else Path(args.out)
+        capture_multihost(out, scale=args.scale or 1, log=_log)
+    else:
+        capture(Path(args.out), port_base=args.port_base, scale=args.scale or 3, log=_log)
     return 0
 
 
@@ -181,9 +186,14 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--port-base", type=int)
     demo.set_defaults(func=cmd_demo)
     cap = sub.add_parser("capture-fixtures", help="fresh lab + traffic, copy logs to tests/fixtures/lab")
-    cap.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "lab"))
+    cap.add_argument("--out", default=DEFAULT_FIXTURES)
     cap.add_argument("--port-base", type=int, default=None)
-    cap.add_argument("--scale", type=int, default=3)
+    cap.add_argument("--scale", type=int, default=None, help="default 3 (1 with --multihost)")
+    cap.add_argument(
+        "--multihost",
+        action="store_true",
+        help="per-host and central logs of the multi-host topology (default --out: tests/fixtures/lab/multihost)",
+    )
     cap.set_defaults(func=cmd_capture)
     return ap
 

@@ -48,7 +48,7 @@ from lab.layout import (
 HOSTNAMES = {i.name: i.hostname for i in INSTANCES}
 MYHOSTNAME = HOSTNAMES["submit"]
 MX_HOSTNAME = HOSTNAMES["mx"]
-FAKE_REMOTE_HOSTNAME = "mx.fake-remote.test"
+FAKE_REMOTE_HOSTNAME = "fake-remote.test"  # log host "fake-remote": not one of our hosts
 OUTSIDE_MX_HOSTNAME = f"mx.{OUTSIDE_DOMAIN_MAILBOX}"
 # the re-injection smtpd's syslog_name: amavis-style setups log it as postfix/10025/smtpd
 REINJECT_SYSLOG_NAME = "postfix/10025"

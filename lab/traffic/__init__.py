@@ -109,6 +109,8 @@ def _report(
         "delivered_junk": sum(r.outcome == "delivered" and r.folder == "Junk" for r in records),
         "ndr_generated": sum(r.ndr_queue_id is not None for r in records),
         "ndr_delivered": ndr_delivered,
+        # NDRs of the sending hosts reach the MX's smtpd and are scanned there; the MX's own are not
+        "ndr_scanned": sum(r.ndr_via_mx for r in records),
         "postfix_deferred_attempts": sum(r.postfix_statuses.count("deferred") for r in records),
         "rspamd_verdicts": len(verdicts),
         "rspamd_dkim_signed": sum("DKIM_SIGNED" in v["symbols"] for v in verdicts),

@@ -51,6 +51,7 @@ class Record:
     # queue IDs after the MX's: re-injection after the content filter, SRS forwarder, outside MX
     hop_queue_ids: list[str] = field(default_factory=list)
     ndr_queue_id: str | None = None
+    ndr_via_mx: bool = False  # the NDR came from the sending side and crossed the MX (an MX's own NDR does not)
     folder: str | None = None
     postfix_statuses: list[str] = field(default_factory=list)  # status= values in log order, all hops
     rspamd: list[dict[str, Any]] = field(default_factory=list)  # verdicts by qid, in hop order

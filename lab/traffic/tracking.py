@@ -157,6 +157,7 @@ class Tracker:
             return False
         _qid, last = self._follow_hops(rec.ndr_queue_id)
         if last is not None and last.status == "sent" and self.mx_port in last.relay and last.next_queue_id:
+            rec.ndr_via_mx = True  # scanned by rspamd at the MX, like any inbound message
             _qid, last = self._follow_hops(last.next_queue_id)
         return last is not None and last.status == "sent" and last.next_queue_id is None
 
