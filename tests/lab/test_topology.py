@@ -104,8 +104,10 @@ def test_each_instance_logs_under_its_own_hostname(per_host_lab: LabEnv) -> None
     env = per_host_lab
     for route in (smtp.SUBMISSION, smtp.RELAY):
         assert mailbox.send(env, route, "probe@remote.test", kind="hosts")[1].accepted
-    assert mailbox.send(env, smtp.SUBMISSION, env["LAB_FORWARD_ALIAS"], kind="hosts")[1].accepted
+    for rcpt in (env["LAB_FORWARD_ALIAS"], "user@accept.test"):
+        assert mailbox.send(env, smtp.SUBMISSION, rcpt, kind="hosts")[1].accepted
     _wait_in_log(env, "srs", r" srs postfix/smtp\[\d+\]: \w+: to=<probe@outside\.test>, .*status=sent ")
+    _wait_in_log(env, "submit", r" fake-remote postfix/fake-remote/smtpd\[\d+\]: NOQUEUE: discard: ")
     names = env["LAB_POSTFIX_INSTANCES"].split()
     assert names == ["submit", "relay", "mx", "srs"]
     paths = {env[f"LAB_POSTFIX_{n.upper()}_LOG"] for n in names}
