@@ -23,7 +23,8 @@ from lab.layout import Paths
 from lab.traffic import run as run_traffic
 
 PLACEHOLDER_DIR = "/srv/mail-lab"
-FILES = {"postfix.log": "postfix_log", "rspamd.log": "rspamd_log", "dovecot.log": "dovecot_log"}
+# postfix.log: the lab runs in the central log mode here, so one file holds every Postfix instance
+FILES = {"postfix.log": "central_log", "rspamd.log": "rspamd_log", "dovecot.log": "dovecot_log"}
 
 
 def _version(cmd: list[str]) -> str:
@@ -55,7 +56,7 @@ def capture(
     root = Path(tempfile.mkdtemp(prefix="mplab-cap-", dir="/tmp"))
     base = port_base or portpick.free_port_base(owner=root)
     try:
-        lab, _t = lifecycle.up(root, base, log=log)
+        lab, _t = lifecycle.up(root, base, log=log, log_mode="central")
         report = run_traffic(lab.paths.env, scale=scale, log=log)
         time.sleep(0.5)  # let postlogd write the last lines
     finally:
