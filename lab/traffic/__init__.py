@@ -23,7 +23,7 @@ from lab.traffic.scenarios import KINDS, Record, Sender
 from lab.traffic.tracking import Tracker
 
 # Follow-ups need the first delivery attempt first; everything else is settled in one pass.
-FOLLOW_UPS = ("greylisted", "expired")
+FOLLOW_UPS = ("greylisted", "expired", "deleted")
 
 
 class TrafficError(RuntimeError):
@@ -67,6 +67,8 @@ def run(
             tracker.retry_greylisted(rec, sent_at[id(rec)])
         elif rec.kind == "expired":
             tracker.expire(rec)
+        elif rec.kind == "deleted":
+            tracker.delete(rec)
     ndr_delivered = sum(tracker.ndr_delivered(r) for r in sender.records if r.ndr_queue_id)
     for rec in sender.records:
         rec.rspamd = tracker.verdicts(rec)

@@ -44,7 +44,8 @@ class Record:
     reply: str
     stage: str  # where the session ended: auth | mail | rcpt | data
     queue_id: str | None  # the queue ID the receiving smtpd reported
-    # delivered:INBOX | delivered:Junk | deferred | bounced | expired | sent_remote | rejected | auth_failed
+    # delivered:INBOX | delivered:Junk | deferred | bounced | expired | deleted | sent_remote | rejected |
+    # auth_failed
     expect: str
     outcome: str | None = None
     mx_queue_id: str | None = None
@@ -175,6 +176,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("deferred_tempfail", 1, smtp.SUBMISSION, "deferred", rcpt=f"user@{TEMPFAIL_DOMAIN}"),
     Kind("deferred_unreachable", 1, smtp.SUBMISSION, "deferred", rcpt=f"user@{UNREACHABLE_DOMAIN}"),
     Kind("expired", 1, smtp.SUBMISSION, "expired", rcpt=f"expire@{UNREACHABLE_DOMAIN}"),
+    Kind("deleted", 1, smtp.SUBMISSION, "deleted", rcpt=f"delete@{UNREACHABLE_DOMAIN}"),
     Kind("bounced_remote", 1, smtp.SUBMISSION, "bounced", rcpt=f"user@{BOUNCE_DOMAIN}"),
     Kind("bounced_lmtp", 1, smtp.SUBMISSION, "bounced", rcpt=GHOST),
     Kind("junk_gtube", 1, smtp.SUBMISSION, JUNK, body_lines=(GTUBE_ADD_HEADER,)),

@@ -150,6 +150,18 @@ class Tracker:
         else:
             self.problems.append(f"expired {qid}: no status=force-expired line")
 
+    def delete(self, rec: Record) -> None:
+        """postsuper -d: the deferred message is removed by the administrator (no NDR)."""
+        if rec.outcome != "deferred" or rec.queue_id is None:
+            self.problems.append(f"deleted {rec.queue_id}: first attempt was {rec.outcome}, not deferred")
+            return
+        self._postfix_cmd("postsuper", "-c", self.postfix_config, "-d", rec.queue_id)
+        qid = rec.queue_id
+        if logs.wait_for("postsuper removed", lambda: logs.deleted(self.postfix(), qid), WAIT_S):
+            rec.outcome = "deleted"
+        else:
+            self.problems.append(f"deleted {qid}: no postsuper removed line")
+
     def ndr_delivered(self, rec: Record) -> bool:
         """Wait until the NDR reached the sender's mailbox: through the MX like any other mail (an NDR of
         the submission host), or straight into LMTP (an NDR of the MX)."""
