@@ -70,7 +70,10 @@ class Session(socketserver.StreamRequestHandler):
                 data = self._read_data()
                 if data is None:
                     return
-                self.reply(self.server.pass_on(mail_from, params, rcpts, xforward, data))
+                if len(data) > MAX_MESSAGE:
+                    self.reply("552 5.3.4 Error: message too big for the lab filter")
+                else:
+                    self.reply(self.server.pass_on(mail_from, params, rcpts, xforward, data))
                 mail_from, rcpts = None, []
             elif verb == "RSET":
                 mail_from, rcpts, xforward = None, [], []
@@ -84,6 +87,8 @@ class Session(socketserver.StreamRequestHandler):
                 self.reply("502 5.5.2 Error: command not recognized")
 
     def _read_data(self) -> bytes | None:
+        """The message up to the lone dot, unstuffed; past MAX_MESSAGE only a marker of the excess is kept
+        (the caller refuses it), so memory stays bounded."""
         lines: list[bytes] = []
         size = 0
         while True:
@@ -91,7 +96,7 @@ class Session(socketserver.StreamRequestHandler):
             if not raw:
                 return None
             if raw in (b".\r\n", b".\n"):
-                return b"".join(lines)
+                return b"".join(lines) if size <= MAX_MESSAGE else b"\0" * (MAX_MESSAGE + 1)
             if raw.startswith(b"."):
                 raw = raw[1:]  # dot-unstuffing
             size += len(raw)
@@ -135,7 +140,7 @@ class FilterServer(socketserver.ThreadingTCPServer):
         except (OSError, smtplib.SMTPException) as exc:
             self.log(f"TEMPFAIL <{mail_from}> -> {','.join(rcpts)}: {exc}")
             return f"451 4.3.0 lab filter: re-injection failed: {exc}"
-        reply = text.decode("utf-8", "replace")
+        reply = _one_line(text)
         if code >= 300:
             return self._refused(code, text, mail_from, rcpts, where)
         queued = reply.rsplit("queued as ", 1)[-1] if "queued as " in reply else "?"
@@ -143,9 +148,14 @@ class FilterServer(socketserver.ThreadingTCPServer):
         return f"250 2.0.0 from {where}: {code} {reply}"
 
     def _refused(self, code: int, text: bytes, mail_from: str, rcpts: list[str], where: str) -> str:
-        reply = text.decode("utf-8", "replace")
+        reply = _one_line(text)
         self.log(f"REFUSED <{mail_from}> -> {','.join(rcpts)}: {code} {reply}")
         return f"{451 if code < 500 else 554} {'4.3.0' if code < 500 else '5.3.0'} from {where}: {code} {reply}"
+
+
+def _one_line(text: bytes) -> str:
+    """A downstream reply (smtplib joins multi-line replies with newlines) as one reply line."""
+    return " ".join(text.decode("utf-8", "replace").split())
 
 
 def _daemonize(pid_file: str) -> None:
