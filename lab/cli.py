@@ -13,7 +13,8 @@ from lab import lifecycle, packages
 from lab.layout import Paths
 
 REPO = Path(__file__).resolve().parents[1]
-CURRENT = REPO / ".lab" / "current"  # symlink to the lab dir used when --dir is not given
+CURRENT = REPO / ".lab" / "current"
+DEFAULT_FIXTURES = str(REPO / "tests" / "fixtures" / "lab")  # symlink to the lab dir used when --dir is not given
 
 
 def _log(msg: str) -> None:
@@ -39,7 +40,9 @@ def _dir(args: argparse.Namespace, create: bool = False) -> Path:
 
 def cmd_up(args: argparse.Namespace) -> int:
     root = _dir(args, create=True)
-    lab, t = lifecycle.up(root, args.port_base, args.dkim, install=not args.no_install, log=_log)
+    lab, t = lifecycle.up(
+        root, args.port_base, args.dkim, install=not args.no_install, log=_log, log_mode=args.log_mode
+    )
     _log(
         f"lab up in {root} (port base {lab.ports.base}, DKIM by {lab.dkim_mode}): packages "
         f"{t.packages_s:.2f}s, prepare {t.prepare_s:.2f}s, start+ready {t.start_s:.2f}s, "
@@ -91,7 +94,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps([r.__dict__ for r in rows]))
     else:
         for r in rows:
-            print(f"{r.name:10} {'ready' if r.ready else ('running' if r.pid else 'stopped'):8} pid={r.pid}")
+            print(f"{r.name:14} {'ready' if r.ready else ('running' if r.pid else 'stopped'):8} pid={r.pid}")
     return 0 if rows and all(r.ready for r in rows) else 3
 
 
@@ -137,9 +140,13 @@ def _exec(argv: list[str]) -> NoReturn:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from lab.capture import capture
+    from lab.capture import capture, capture_multihost
 
-    capture(Path(args.out), port_base=args.port_base, scale=args.scale, log=_log)
+    if args.multihost:
+        out = Path(args.out) / "multihost" if args.out == DEFAULT_FIXTURES else Path(args.out)
+        capture_multihost(out, scale=args.scale or 1, log=_log)
+    else:
+        capture(Path(args.out), port_base=args.port_base, scale=args.scale or 3, log=_log)
     return 0
 
 
@@ -154,6 +161,12 @@ def parser() -> argparse.ArgumentParser:
     up = with_dir(sub.add_parser("up", help="install, configure and start a lab (idempotent)"))
     up.add_argument("--port-base", type=int, help="every port is base+offset (default 20000, or the lab's)")
     up.add_argument("--dkim", choices=["rspamd", "opendkim"], help="DKIM signer (default rspamd)")
+    up.add_argument(
+        "--log-mode",
+        choices=["per-host", "central"],
+        help="per-host: one maillog per Postfix instance (default); central: all instances in one file "
+        "(default from MAILPULSE_LAB_LOG_MODE, else the lab's)",
+    )
     up.add_argument("--no-install", action="store_true", help="fail instead of running apt-get")
     up.add_argument("--json", action="store_true", help="print timings as JSON")
     up.set_defaults(func=cmd_up)
@@ -173,9 +186,14 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--port-base", type=int)
     demo.set_defaults(func=cmd_demo)
     cap = sub.add_parser("capture-fixtures", help="fresh lab + traffic, copy logs to tests/fixtures/lab")
-    cap.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "lab"))
+    cap.add_argument("--out", default=DEFAULT_FIXTURES)
     cap.add_argument("--port-base", type=int, default=None)
-    cap.add_argument("--scale", type=int, default=3)
+    cap.add_argument("--scale", type=int, default=None, help="default 3 (1 with --multihost)")
+    cap.add_argument(
+        "--multihost",
+        action="store_true",
+        help="per-host and central logs of the multi-host topology (default --out: tests/fixtures/lab/multihost)",
+    )
     cap.set_defaults(func=cmd_capture)
     return ap
 

@@ -15,6 +15,8 @@ HOST = "127.0.0.1"
 MTA_SOURCE = "127.0.0.2"
 # "The internet": direct injections at the MX (spoofs, external spam, tampered mail) come from here.
 EXTERNAL_SOURCE = "127.0.0.3"
+# The SRS forwarder's SMTP client sends from here; the SRS domain's SPF record authorizes it.
+SRS_SOURCE = "127.0.0.4"
 
 DEFAULT_PORT_BASE = 20000
 PORT_SPAN = 100
@@ -22,14 +24,20 @@ PORT_SPAN = 100
 OWN_DOMAIN = "example.test"  # the lab's own domain: submission users, DKIM signing, SPF, DMARC
 MAILBOX_DOMAINS = ("remote.test", "partner.test")  # the "external" mailbox providers (Dovecot)
 LOCAL_MAILBOX_DOMAINS = (OWN_DOMAIN, *MAILBOX_DOMAINS)  # every domain Dovecot hosts
-EXTERNAL_SENDER_DOMAIN = "sender.test"  # a well-configured outside sender (SPF for 127.0.0.3)
+EXTERNAL_SENDER_DOMAIN = "sender.test"  # a well-configured outside sender (SPF for 127.0.0.3, DKIM, DMARC)
+SRS_DOMAIN = "srs.example.test"  # the forwarder's SRS domain: SRS0=...@srs.example.test, SPF for SRS_SOURCE
+OUTSIDE_DOMAIN_MAILBOX = "outside.test"  # mailboxes "out there", reached only through the SRS forwarder
 DKIM_SELECTOR = "lab"
 
 SENDER = f"probe@{OWN_DOMAIN}"
 TARGETS = tuple(f"probe@{d}" for d in MAILBOX_DOMAINS)  # the probe targets, one per mailbox domain
 POSTMASTER = f"postmaster@{OWN_DOMAIN}"
+# The forward route: an alias on the MX whose mail goes through the SRS forwarder to an outside mailbox.
+FORWARD_ALIAS = f"forward@{OWN_DOMAIN}"
+FORWARD_TARGET = f"probe@{OUTSIDE_DOMAIN_MAILBOX}"
+EXTERNAL_PROBE_SENDER = f"probe@{EXTERNAL_SENDER_DOMAIN}"  # the forward probe's envelope sender and From:
 # Every Dovecot user (login = address); SENDER also receives the NDRs.
-MAILBOX_USERS = (*TARGETS, SENDER, POSTMASTER)
+MAILBOX_USERS = (*TARGETS, SENDER, POSTMASTER, FORWARD_TARGET)
 # Known to Postfix, unknown to Dovecot: accepted, then bounced by LMTP with 5.1.1.
 GHOST = f"ghost@{MAILBOX_DOMAINS[0]}"
 
@@ -58,6 +66,30 @@ class Ports:
     @property
     def relay(self) -> int:
         return self._at(24)
+
+    @property
+    def outside_mx(self) -> int:  # the outside provider's receiving smtpd (mx.outside.test)
+        return self._at(10)
+
+    @property
+    def srs_smtpd(self) -> int:  # the SRS forwarder host's smtpd (mail from the MX)
+        return self._at(27)
+
+    @property
+    def srs_forward(self) -> int:  # postsrsd forward (sender) lookup, Postfix tcp_table
+        return self._at(28)
+
+    @property
+    def srs_reverse(self) -> int:  # postsrsd reverse (recipient) lookup
+        return self._at(29)
+
+    @property
+    def content_filter(self) -> int:  # the MX's content filter (lab/filter.py), amavis' 10024
+        return self._at(30)
+
+    @property
+    def reinject(self) -> int:  # the MX's re-injection smtpd after the filter, amavis' 10025
+        return self._at(31)
 
     @property
     def mx(self) -> int:
@@ -127,6 +159,12 @@ class Ports:
             "relay",
             "mx",
             "fake_remote",
+            "outside_mx",
+            "srs_smtpd",
+            "srs_forward",
+            "srs_reverse",
+            "content_filter",
+            "reinject",
             "milter",
             "rspamd_normal",
             "rspamd_controller",
@@ -224,30 +262,62 @@ class Paths:
     def dkim_txt(self) -> Path:
         return self.dkim / f"{OWN_DOMAIN}.{DKIM_SELECTOR}.txt"
 
-    # --- Postfix
+    @property
+    def external_dkim_key(self) -> Path:  # the outside sender's key (the forward probe signs with it)
+        return self.dkim / f"{EXTERNAL_SENDER_DOMAIN}.{DKIM_SELECTOR}.key"
+
+    # --- Postfix: one instance per host (INSTANCES), each under postfix/<name>/
     @property
     def postfix(self) -> Path:
         return self.root / "postfix"
 
+    def instance(self, name: str) -> PostfixPaths:
+        return PostfixPaths(name, self.postfix / name)
+
+    @property
+    def instances(self) -> list[PostfixPaths]:
+        return [self.instance(i.name) for i in INSTANCES]
+
+    # the submission host: the instance LAB_POSTFIX_CONFIG names first (queue metrics, postqueue -i)
     @property
     def postfix_etc(self) -> Path:
-        return self.postfix / "etc"
+        return self.instance("submit").etc
 
     @property
     def postfix_spool(self) -> Path:
-        return self.postfix / "spool"
+        return self.instance("submit").spool
 
     @property
-    def postfix_data(self) -> Path:
-        return self.postfix / "data"
+    def central_log(self) -> Path:  # log mode "central": every instance writes here
+        return self.root / "log" / "maillog"
+
+    def postfix_log_of(self, name: str, log_mode: str) -> Path:
+        return self.central_log if log_mode == "central" else self.instance(name).log
+
+    # --- the MX's content filter and the SRS forwarder's postsrsd
+    @property
+    def filter_dir(self) -> Path:
+        return self.root / "filter"
 
     @property
-    def postfix_pid(self) -> Path:
-        return self.postfix_spool / "pid" / "master.pid"
+    def filter_pid(self) -> Path:
+        return self.filter_dir / "filter.pid"
 
     @property
-    def postfix_log(self) -> Path:
-        return self.postfix / "mail.log"
+    def filter_log(self) -> Path:
+        return self.filter_dir / "filter.log"
+
+    @property
+    def postsrsd_dir(self) -> Path:
+        return self.root / "postsrsd"
+
+    @property
+    def postsrsd_pid(self) -> Path:
+        return self.postsrsd_dir / "postsrsd.pid"
+
+    @property
+    def postsrsd_secret(self) -> Path:
+        return self.postsrsd_dir / "secret"
 
     # --- Dovecot
     @property
@@ -350,6 +420,52 @@ class Paths:
     @property
     def opendkim_key(self) -> Path:
         return self.opendkim / f"{DKIM_SELECTOR}.private"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One Postfix instance of the lab: a host of the seed topology."""
+
+    name: str
+    hostname: str  # myhostname; its first label is the host field of every log line
+    role: str
+
+
+INSTANCES = (
+    Instance("submit", "mail.example.test", "submission host: 587/465, SASL, DKIM signing; fake remote MX"),
+    Instance("relay", "relay.example.test", "MTA relay: client-certificate auth, relays to the MX"),
+    Instance("mx", "mx.example.test", "MX: rspamd, greylisting, content filter, aliases, LMTP; outside MX"),
+    Instance("srs", "srs.example.test", "SRS forwarder: postsrsd, sends forwarded mail to outside mailboxes"),
+)
+LOG_MODES = ("per-host", "central")
+
+
+@dataclass(frozen=True)
+class PostfixPaths:
+    """The directories and files of one Postfix instance."""
+
+    name: str
+    root: Path
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def pid(self) -> Path:
+        return self.spool / "pid" / "master.pid"
+
+    @property
+    def log(self) -> Path:  # log mode "per-host"
+        return self.root / "mail.log"
 
 
 # Compiled hyperscan databases survive across lab dirs here, so a fresh DIR starts warm

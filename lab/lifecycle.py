@@ -56,10 +56,14 @@ def _ensure_mail_user() -> None:
 
 def _prepare_dirs(p: Paths) -> None:
     ensure_dir(p.root, 0o755)
+    for inst in p.instances:
+        for d in (inst.root, inst.etc, inst.spool):
+            ensure_dir(d, 0o755)
+        ensure_dir(inst.data, 0o700, "postfix", "postfix")
     for d in (
         p.postfix,
-        p.postfix_etc,
-        p.postfix_spool,
+        p.central_log.parent,
+        p.postsrsd_dir,
         p.dovecot,
         p.dovecot_run,
         p.sieve_before.parent,
@@ -67,7 +71,7 @@ def _prepare_dirs(p: Paths) -> None:
         p.dns,
     ):
         ensure_dir(d, 0o755)
-    ensure_dir(p.postfix_data, 0o700, "postfix", "postfix")
+    ensure_dir(p.filter_dir, 0o755, services.UNPRIVILEGED, services.UNPRIVILEGED_GROUP)
     ensure_dir(p.mail, 0o770, MAIL_USER, MAIL_USER)
     ensure_dir(p.rspamd, 0o755, "_rspamd", "_rspamd")
     for d in (p.rspamd_db, p.rspamd_run):
@@ -86,7 +90,9 @@ def _prepare_dirs(p: Paths) -> None:
 def lab_spec(paths: Paths, st: state.LabState) -> LabSpec:
     pki.ensure_tls(paths)
     txt = pki.ensure_dkim(paths)
-    return LabSpec(paths, st, txt, pki.cert_fingerprint(paths.client_cert))
+    external = pki.ensure_external_dkim(paths)
+    pki.ensure_postsrsd_secret(paths)
+    return LabSpec(paths, st, txt, pki.cert_fingerprint(paths.client_cert), external)
 
 
 def _config_files(lab: LabSpec) -> list[FileSpec]:
@@ -171,7 +177,12 @@ def _wait_ready(lab: LabSpec, svcs: list[services.Service], timeout: float) -> N
 
 
 def up(
-    root: Path, port_base: int | None = None, dkim: str | None = None, install: bool = True, log: Log = print
+    root: Path,
+    port_base: int | None = None,
+    dkim: str | None = None,
+    install: bool = True,
+    log: Log = print,
+    log_mode: str | None = None,
 ) -> tuple[LabSpec, Timings]:
     """Bring the lab in `root` up (idempotent): install, configure, start, wait until ready."""
     t0 = time.monotonic()
@@ -183,10 +194,13 @@ def up(
     paths = Paths(root)
     _ensure_mail_user()
     _prepare_dirs(paths)
-    st = state.resolve(paths, port_base, dkim)
+    st = state.resolve(paths, port_base, dkim, log_mode)
     old = state.load(paths)
     if old and old != st and any(s.pid() for s in services.build(lab_spec(paths, old))):
-        log(f"lab settings changed ({old.port_base}/{old.dkim} -> {st.port_base}/{st.dkim}): restarting")
+        log(
+            f"lab settings changed ({old.port_base}/{old.dkim}/{old.log_mode} -> "
+            f"{st.port_base}/{st.dkim}/{st.log_mode}): restarting"
+        )
         down(root, log=log)
     st.save(paths)
     lab = lab_spec(paths, st)
@@ -223,8 +237,9 @@ def down(root: Path, log: Log = print) -> list[int]:
         svcs = services.build(lab) if paths.postfix_etc.exists() else []
         by_name = {s.name: s for s in svcs}
         # Postfix first: no new deliveries towards Dovecot and the milters while they stop
-        if "postfix" in by_name:
-            _stop_service(by_name.pop("postfix"), paths)
+        for svc in svcs:
+            if services.is_postfix(svc):
+                _stop_service(by_name.pop(svc.name), paths)
         # the rest in parallel; SIGTERM to the master is what `doveadm stop` does too
         pids = [pid for pid in (s.pid() for s in by_name.values()) if pid]
         procs.signal_all(pids)

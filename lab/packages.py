@@ -19,6 +19,7 @@ PACKAGES: tuple[str, ...] = (
     "opendkim",
     "opendkim-tools",
     "dnsmasq-base",
+    "postsrsd",
     "openssl",
     "iproute2",
 )

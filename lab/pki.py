@@ -14,9 +14,18 @@ import subprocess
 from pathlib import Path
 
 from lab.files import ensure_dir
-from lab.layout import DKIM_SELECTOR, OWN_DOMAIN, Paths
+from lab.layout import DKIM_SELECTOR, EXTERNAL_SENDER_DOMAIN, OWN_DOMAIN, Paths
 
-SERVER_NAMES = ("mail.example.test", "mx.example.test", "mx.remote.test", "mx.partner.test", "localhost")
+SERVER_NAMES = (
+    "mail.example.test",
+    "mx.example.test",
+    "relay.example.test",
+    "srs.example.test",
+    "mx.outside.test",
+    "mx.remote.test",
+    "mx.partner.test",
+    "localhost",
+)
 CLIENT_CN = "relay-client.example.test"
 _EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
@@ -123,8 +132,38 @@ def ensure_dkim(paths: Paths) -> str:
     return txt
 
 
+def ensure_external_dkim(paths: Paths) -> str:
+    """The outside sender's DKIM key (sender.test): the forward probe signs with it (mailpulse's own
+    signer, as root), the lab DNS publishes it. Return the TXT record value."""
+    key = paths.external_dkim_key
+    if not key.exists():
+        tmp = key.with_suffix(".tmp")
+        _openssl("genrsa", "-out", str(tmp), "2048")
+        tmp.chmod(0o600)
+        tmp.replace(key)
+    key.chmod(0o600)
+    der = _openssl("pkey", "-in", str(key), "-pubout", "-outform", "DER")
+    return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+
+
+def ensure_postsrsd_secret(paths: Paths) -> None:
+    """postsrsd's HMAC secret: random, created once per lab, root only (read before it drops privileges)."""
+    secret = paths.postsrsd_secret
+    if not secret.exists():
+        ensure_dir(secret.parent, 0o755)
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(os.urandom(24)).decode() + "\n")
+        past = secret.stat().st_mtime - 10
+        os.utime(secret, (past, past))
+
+
 def dkim_record_name() -> str:
     return f"{DKIM_SELECTOR}._domainkey.{OWN_DOMAIN}"
+
+
+def external_dkim_record_name() -> str:
+    return f"{DKIM_SELECTOR}._domainkey.{EXTERNAL_SENDER_DOMAIN}"
 
 
 def txt_chunks(value: str, size: int = 250) -> list[str]:

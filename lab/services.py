@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,17 @@ from pathlib import Path
 from lab import procs, ready
 from lab.configs import LabSpec, dns, opendkim, rspamd
 from lab.files import FileSpec
-from lab.layout import HOST
+from lab.layout import HOST, SRS_DOMAIN
+
+FILTER_SCRIPT = Path(__file__).resolve().parent / "filter.py"
+UNPRIVILEGED, UNPRIVILEGED_GROUP = "nobody", "nogroup"  # the filter and postsrsd need no privileges
+# which Ports attributes each Postfix instance listens on
+POSTFIX_LISTENERS = {
+    "submit": ("submission", "smtps", "fake_remote"),
+    "relay": ("relay",),
+    "mx": ("mx", "reinject", "outside_mx"),
+    "srs": ("srs_smtpd",),
+}
 
 
 @dataclass
@@ -99,19 +110,62 @@ def build(lab: LabSpec) -> list[Service]:
                 "opendkim", p.opendkim_pid, [p.opendkim_conf, p.opendkim_key], opendkim.command(lab), [ports.opendkim]
             )
         )
-    etc = str(p.postfix_etc)
-    services.append(
+    services += [
         Service(
-            "postfix",
-            p.postfix_pid,
-            sorted(p.postfix_etc.glob("*")),
-            ["postfix", "-c", etc, "start"],
-            [ports.mx, ports.submission, ports.smtps, ports.relay, ports.fake_remote],
-            stop_cmd=["postfix", "-c", etc, "stop"],
-            reload_cmd=["postfix", "-c", etc, "reload"],
+            "filter",
+            p.filter_pid,
+            [FILTER_SCRIPT],
+            [
+                "setpriv",
+                f"--reuid={UNPRIVILEGED}",
+                f"--regid={UNPRIVILEGED_GROUP}",
+                "--clear-groups",
+                sys.executable or "/usr/bin/python3",
+                str(FILTER_SCRIPT),
+                f"--listen={ports.content_filter}",
+                f"--next={ports.reinject}",
+                f"--pid-file={p.filter_pid}",
+                f"--log-file={p.filter_log}",
+            ],
+            [ports.content_filter],
+        ),
+        Service(
+            "postsrsd",
+            p.postsrsd_pid,
+            [p.postsrsd_secret],
+            [
+                "postsrsd",
+                f"-s{p.postsrsd_secret}",
+                f"-d{SRS_DOMAIN}",
+                f"-l{HOST}",
+                f"-f{ports.srs_forward}",
+                f"-r{ports.srs_reverse}",
+                f"-p{p.postsrsd_pid}",
+                f"-u{UNPRIVILEGED}",
+                "-4",
+                "-D",
+            ],
+            [ports.srs_forward, ports.srs_reverse],
+        ),
+    ]
+    for inst in p.instances:
+        etc = str(inst.etc)
+        services.append(
+            Service(
+                f"postfix-{inst.name}",
+                inst.pid,
+                sorted(inst.etc.glob("*")),
+                ["postfix", "-c", etc, "start"],
+                [getattr(ports, name) for name in POSTFIX_LISTENERS[inst.name]],
+                stop_cmd=["postfix", "-c", etc, "stop"],
+                reload_cmd=["postfix", "-c", etc, "reload"],
+            )
         )
-    )
     return services
+
+
+def is_postfix(svc: Service) -> bool:
+    return svc.name.startswith("postfix-")
 
 
 def run_quiet(cmd: list[str], log: Path, timeout: float = 30) -> int:

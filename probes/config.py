@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from mailpulse.exporter.configtools import NAME_RE, Node, Secret
 from mailpulse.probes.message import OWN_HEADERS
 
+# the Authentication-Results values an expectation may name (probes/verdicts.py RESULTS)
+RESULTS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy")
+
 TLS_MODES = ("implicit", "starttls")  # never opportunistic: a stripped STARTTLS must fail the probe
 TARGET_KINDS = ("imap", "autoresponder")
 PROVIDERS = ("dovecot", "gmail", "microsoft", "yahoo", "generic")
@@ -65,6 +68,8 @@ KEY_DOCS: dict[str, str] = {
     "probes.routes[].mail_from": "Envelope sender and From:, the same on every run (a changing envelope "
     "re-triggers greylisting).",
     "probes.routes[].helo": "The EHLO name; default: this host's FQDN.",
+    "probes.routes[].source_address": "The local address the SMTP connection is made from (e.g. to be an "
+    "outside sender of a test MX); default: chosen by the system.",
     "probes.routes[].timeout": "Per SMTP command.",
     "probes.routes[].connect_timeout": "To connect.",
     "probes.routes[].dkim": "Sign probes with mailpulse's own DKIM key (dkimpy, relaxed/relaxed, From "
@@ -121,6 +126,11 @@ KEY_DOCS: dict[str, str] = {
     "probes.probes[].headers": "Extra headers (`{X-Name: value}`), for tests of the filters on the way (rare); "
     "mailpulse's own headers cannot be set.",
     "probes.probes[].body_lines": "Extra body lines, idem.",
+    "probes.probes[].expect": "What the receiver's Authentication-Results must say (`{dkim: pass, spf: pass, "
+    "spf_domain: srs.example.org}`: keys `dkim`, `spf`, `dmarc` with a result, `spf_domain` with the domain of "
+    "the SPF result's `smtp.mailfrom`, e.g. a forwarder's SRS domain); otherwise the run fails at stage "
+    "`deliver` with reason `auth_unexpected` although the message arrived "
+    "([expectations](probes.md#expectations)).",
 }
 
 
@@ -155,6 +165,7 @@ class RouteConfig:
     client_cert: str | None = None
     client_key: str | None = None
     helo: str | None = None
+    source_address: str | None = None  # bind the SMTP connection to this local address
     timeout: float = 30.0  # per SMTP command
     connect_timeout: float = 15.0
     dkim: DkimSigning | None = None
@@ -205,6 +216,11 @@ class ProbeConfig:
     # For tests of the filters on the way (e.g. a GTUBE line to see the Junk path); rarely wanted.
     headers: tuple[tuple[str, str], ...] = ()
     body_lines: tuple[str, ...] = ()
+    # what the receiver's Authentication-Results must say: method or "spf_domain" -> expected value
+    expect: tuple[tuple[str, str], ...] = ()
+
+
+EXPECT_KEYS = ("dkim", "spf", "dmarc", "spf_domain")
 
 
 @dataclass(frozen=True)
@@ -275,7 +291,8 @@ def _route(node: Node) -> RouteConfig:
     return RouteConfig(
         name=name, host=host, port=port, tls=tls, mail_from=mail_from, ca_file=ca_file, username=username,
         password=password, oauth2=oauth2, client_cert=client_cert, client_key=client_key,
-        helo=node.string("helo", None), timeout=node.duration("timeout", 30.0, minimum=1.0),
+        helo=node.string("helo", None), source_address=node.string("source_address", None),
+        timeout=node.duration("timeout", 30.0, minimum=1.0),
         connect_timeout=node.duration("connect_timeout", 15.0, minimum=1.0), dkim=dkim,
     )  # fmt: skip
 
@@ -332,8 +349,14 @@ def _probe(node: Node) -> ProbeConfig:
     body_lines = tuple(node.str_list("body_lines"))
     if any("\r" in line or "\n" in line for line in body_lines):
         node.problem("each entry must be one line", "body_lines")
+    expect = node.str_map("expect")
+    for key, value in expect.items():
+        if key not in EXPECT_KEYS:
+            node.problem(f"unknown expectation {key!r} (known: {', '.join(EXPECT_KEYS)})", f"expect.{key}")
+        elif key != "spf_domain" and value not in RESULTS:
+            node.problem(f"must be one of {', '.join(RESULTS)} (got {value!r})", f"expect.{key}")
     return ProbeConfig(name, node.string("route"), node.string("target"), interval, jitter, deadline, late_window,
-                       tuple(headers.items()), body_lines)  # fmt: skip
+                       tuple(headers.items()), body_lines, tuple(expect.items()))  # fmt: skip
 
 
 def _login(node: Node) -> tuple[str | None, Secret | None, OAuth2Source | None]:

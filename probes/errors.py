@@ -34,7 +34,9 @@ RECEIVE_REASONS = (
     "imap_folder",  # a configured folder (or the \\Junk folder) does not exist
     "imap_protocol",  # NO/BAD replies, BYE, unparsable responses, connection lost
 )
-DELIVER_REASONS = ("lost",)  # accepted by the route, not found in the mailbox by the deadline
+# lost: accepted by the route, not found in the mailbox by the deadline; auth_unexpected: found, but the
+# receiver's Authentication-Results differ from the probe's `expect` (e.g. SPF failed after forwarding)
+DELIVER_REASONS = ("lost", "auth_unexpected")
 INTERNAL_REASONS = ("error",)
 
 STAGE_REASONS: dict[str, tuple[str, ...]] = {

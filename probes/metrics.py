@@ -46,9 +46,10 @@ RUNS = Family(
 FAILURES = Family(
     "mailpulse_probe_failures_total", "Probe runs that did not deliver within the deadline, by stage (send: "
     "the route's SMTP server; receive: the target's IMAP mailbox; deliver: accepted but not found, reason "
-    "lost; internal: a mailpulse bug) and bounded reason (dns, connect, tls, auth, credentials, rejected_4xx, "
-    "rejected_5xx, timeout, protocol, imap_*, lost, error). Every stage/reason pair exists from the start. "
-    "Failure ratio: rate(failures) / rate(runs).", Kind.COUNTER, ("probe", "stage", "reason"),
+    "lost, or found with Authentication-Results other than the probe's expect, reason auth_unexpected; "
+    "internal: a mailpulse bug) and bounded reason (dns, connect, tls, auth, credentials, rejected_4xx, "
+    "rejected_5xx, timeout, protocol, imap_*, lost, auth_unexpected, error). Every stage/reason pair exists "
+    "from the start. Failure ratio: rate(failures) / rate(runs).", Kind.COUNTER, ("probe", "stage", "reason"),
 )  # fmt: skip
 SUCCESS = Family(
     "mailpulse_probe_success", "1 if the last run of this probe delivered the message within its deadline, in "

@@ -29,6 +29,7 @@ class ProbeResult:
     arc: str | None = None
     compauth: str | None = None
     authserv_id: str | None = None
+    spf_domain: str | None = None  # the smtp.mailfrom domain the receiver's SPF result is for
     auth_source: str | None = None  # receiver | autoresponder
     dkim_own: str | None = None  # mailpulse's own check of the received copy
     dkim_own_domain: str | None = None

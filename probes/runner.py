@@ -90,6 +90,7 @@ class ProbeRunner:
                     return result
                 await self.judge(result, found, target)
                 result.outcome = "delivered"
+                _check_expectations(result, probe)
         except ProbeError as exc:
             if token is not None:
                 self.registry.done(token)
@@ -145,6 +146,7 @@ class ProbeRunner:
         verdict = judge(parse_headers(found.headers), target.authserv_id, domains)
         _set_auth(result, verdict.auth)
         result.authserv_id, result.auth_source = verdict.authserv_id, "receiver"
+        result.spf_domain = verdict.spf_domain
         spam = verdict.spam
         result.spam_score, result.spam_engine, result.spam_flagged = spam.score, spam.engine, spam.flagged
         result.spam_action, result.provider_dest = spam.action, spam.provider_dest
@@ -174,6 +176,15 @@ class ProbeRunner:
         log.warning("probe arrived late", **_log_fields(result))
         if self.on_late is not None:
             self.on_late(result)
+
+
+def _check_expectations(result: ProbeResult, probe: ProbeConfig) -> None:
+    """A delivered probe whose receiver's verdicts differ from ``expect`` fails (stage deliver)."""
+    seen = {**result.auth, "spf_domain": result.spf_domain}
+    wrong = [f"{key}={seen.get(key) or 'none'} (expected {want})" for key, want in probe.expect
+             if (seen.get(key) or "none").lower() != want.lower()]  # fmt: skip
+    if wrong:
+        result.fail("deliver", "auth_unexpected", "the receiver's Authentication-Results say " + ", ".join(wrong))
 
 
 def _set_auth(result: ProbeResult, auth: dict[str, str]) -> None:

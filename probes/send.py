@@ -82,6 +82,7 @@ class Sender:
         smtp = aiosmtplib.SMTP(
             hostname=r.host, port=r.port, use_tls=r.tls == "implicit", start_tls=r.tls == "starttls",
             tls_context=self._context(), timeout=r.timeout, local_hostname=r.helo,
+            source_address=(r.source_address, 0) if r.source_address else None,
         )  # fmt: skip
         started = time.monotonic()
         step = "connect"

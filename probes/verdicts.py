@@ -276,6 +276,20 @@ class Verdict:
     authserv_id: str | None
     auth_lenient: bool
     spam: SpamVerdict
+    spf_domain: str | None = None  # domain of the receiver's SPF smtp.mailfrom (a forwarder's SRS domain)
+
+
+def spf_domain(header: AuthHeader | None) -> str | None:
+    """The domain SPF was checked for: ``smtp.mailfrom`` of the first SPF result (quotes and a local part
+    with ``@`` inside, as in SRS addresses, handled by taking what follows the last ``@``)."""
+    if header is None:
+        return None
+    for r in header.results:
+        if r.method == "spf":
+            value = r.props.get("smtp.mailfrom") or r.props.get("smtp.helo")
+            if value:
+                return value.strip('"').rpartition("@")[2].lower() or None
+    return None
 
 
 def judge(msg: Message, authserv_id: str | None, receiver_domains: frozenset[str] = frozenset()) -> Verdict:
@@ -300,7 +314,8 @@ def judge(msg: Message, authserv_id: str | None, receiver_domains: frozenset[str
         arc = summarize(merge_trusted(arc_parsed, None))
         if "arc" in arc:
             auth["arc"] = arc["arc"]
-    return Verdict(auth, header.authserv_id if header else None, bool(header and header.lenient), _spam(lay))
+    return Verdict(auth, header.authserv_id if header else None, bool(header and header.lenient), _spam(lay),
+                   spf_domain(header))  # fmt: skip
 
 
 def _anchor(lay: Layout, parsed: list[AuthHeader], domains: frozenset[str]) -> AuthHeader | None:

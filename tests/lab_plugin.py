@@ -131,8 +131,17 @@ def lab_factory() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def mail_lab_handle(lab_factory: Any) -> LabHandle:
-    handle: LabHandle = lab_factory()
+    """The session lab writes every Postfix instance to one central file (LAB_POSTFIX_LOG), so tests read
+    one log with every host's lines; the per-host mode (the default) has its own lab, `per_host_lab`."""
+    handle: LabHandle = lab_factory("--log-mode", "central")
     return handle
+
+
+@pytest.fixture(scope="session")
+def per_host_lab(lab_factory: Any) -> LabEnv:
+    """A second lab in the default log mode: one maillog per Postfix instance (LAB_POSTFIX_<NAME>_LOG)."""
+    handle: LabHandle = lab_factory("--log-mode", "per-host")
+    return handle.env
 
 
 @pytest.fixture(scope="session")

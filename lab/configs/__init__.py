@@ -16,6 +16,11 @@ class LabSpec:
     state: LabState
     dkim_txt: str  # "v=DKIM1; k=rsa; p=..."
     client_fingerprint: str  # SHA-256 of the relay client certificate
+    external_dkim_txt: str = ""  # the outside sender's (sender.test) DKIM record value
+
+    @property
+    def log_mode(self) -> str:
+        return self.state.log_mode
 
     @property
     def ports(self) -> Ports:

@@ -10,15 +10,22 @@ from lab.layout import (
     HOST,
     LOCAL_MAILBOX_DOMAINS,
     MTA_SOURCE,
+    OUTSIDE_DOMAIN_MAILBOX,
     OWN_DOMAIN,
+    SRS_DOMAIN,
+    SRS_SOURCE,
 )
-from lab.pki import dkim_record_name, txt_chunks
+from lab.pki import dkim_record_name, external_dkim_record_name, txt_chunks
 
 # SPF of the lab domain: the probe host (relay route) and the lab MTA; 127.0.0.3 is "the internet".
 SPF_OWN = f"v=spf1 ip4:{HOST} ip4:{MTA_SOURCE} -all"
 SPF_EXTERNAL = f"v=spf1 ip4:{EXTERNAL_SOURCE} -all"
 # sp=none: bounces come From: MAILER-DAEMON@mail.example.test without DKIM and with a null sender
 DMARC_OWN = "v=DMARC1; p=reject; sp=none"
+# the outside sender signs (the forward probe): DMARC passes through DKIM even after forwarding
+DMARC_EXTERNAL = "v=DMARC1; p=none"
+# the SRS forwarder's domain authorizes only the forwarder's source address
+SPF_SRS = f"v=spf1 ip4:{SRS_SOURCE} -all"
 
 
 def _txt(name: str, value: str) -> str:
@@ -40,10 +47,16 @@ def _conf(lab: LabSpec) -> str:
         # bounces (null sender) are checked against the HELO name: keeps NDRs DMARC-aligned
         _txt(f"mail.{OWN_DOMAIN}", f"v=spf1 ip4:{MTA_SOURCE} -all"),
         _txt(EXTERNAL_SENDER_DOMAIN, SPF_EXTERNAL),
+        _txt(f"_dmarc.{EXTERNAL_SENDER_DOMAIN}", DMARC_EXTERNAL),
+        _txt(SRS_DOMAIN, SPF_SRS),
+        f"host-record={SRS_DOMAIN},{SRS_SOURCE}\n",
+        f"mx-host={OUTSIDE_DOMAIN_MAILBOX},mx.{OUTSIDE_DOMAIN_MAILBOX},10\nhost-record=mx.{OUTSIDE_DOMAIN_MAILBOX},{HOST}\n",
         f"host-record=mail.{OWN_DOMAIN},{MTA_SOURCE}\n",
         f"host-record=mail.{EXTERNAL_SENDER_DOMAIN},{EXTERNAL_SOURCE}\n",
         f"mx-host={EXTERNAL_SENDER_DOMAIN},mail.{EXTERNAL_SENDER_DOMAIN},10\n",
     ]
+    if lab.external_dkim_txt:
+        lines.append(_txt(external_dkim_record_name(), lab.external_dkim_txt))
     for domain in LOCAL_MAILBOX_DOMAINS:
         lines.append(f"mx-host={domain},mx.{domain},10\nhost-record=mx.{domain},{HOST}\n")
     return "".join(lines)

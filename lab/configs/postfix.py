@@ -1,12 +1,21 @@
-"""One Postfix instance playing the sending side (submission, smtps, client-cert relay), the MX
-and a fake remote MX, all logging to one maillog_file.
+"""Four Postfix instances, one per host of the seed topology, each with its own config dir, queue
+dir, myhostname and log (docs/lab.md has the diagram):
 
-Routing of a probe message: submission/smtps/relay (rspamd milter signs DKIM) -> queue ->
-transport `tomx` (SMTP client bound to 127.0.0.2, so rspamd at the MX sees a client of its own) ->
-MX smtpd (rspamd milter: spam scan, greylisting, DKIM/SPF/DMARC, Authentication-Results) ->
-content_filter -> Dovecot LMTP. The MX smtpd's content_filter overrides transport_maps, which is
-what lets one instance be both the sender and the receiver of the same domains. The MX smtpd has
-its own myhostname, else the SMTP client would see its own name ("mail loops back to myself").
+- submit (mail.example.test): submission 587-style and smtps 465-style, SASL via Dovecot, DKIM
+  signing by the rspamd milter (or OpenDKIM); also runs the fake remote MX ("the internet").
+- relay (relay.example.test): the MTA relay; clients authenticate with a TLS client certificate;
+  DKIM-signs, relays to the MX.
+- mx (mx.example.test): the MX; rspamd milter (spam scan, greylisting, DKIM/SPF/DMARC,
+  Authentication-Results), then the content filter (lab/filter.py) and the re-injection smtpd
+  (`postfix/10025/smtpd`, the amavis pattern), then aliases, LMTP into Dovecot, or forwards to the
+  SRS host. It also runs the outside provider's receiver (mx.outside.test), where forwarded mail
+  ends, checked by rspamd like any receiver would.
+- srs (srs.example.test): the SRS forwarder; postsrsd (a Postfix tcp_table) rewrites the envelope
+  sender to SRS0=...@srs.example.test, and the SMTP client sends from 127.0.0.4, which the SRS
+  domain's SPF record authorizes.
+
+submit and relay send to the MX with an SMTP client bound to 127.0.0.2 (transport `tomx`), so rspamd
+at the MX sees a client of its own and SPF has something real to check.
 """
 
 from __future__ import annotations
@@ -16,40 +25,81 @@ from lab.files import FileSpec
 from lab.layout import (
     ACCEPT_DOMAIN,
     BOUNCE_DOMAIN,
+    FORWARD_ALIAS,
+    FORWARD_TARGET,
     GHOST,
     HOST,
+    INSTANCES,
     LOCAL_MAILBOX_DOMAINS,
     MAILBOX_USERS,
     MARKER_ENV,
     MTA_SOURCE,
+    OUTSIDE_DOMAIN_MAILBOX,
     OWN_DOMAIN,
+    SRS_DOMAIN,
+    SRS_SOURCE,
     TAMPER_TOKEN,
     TAMPERED_TEXT,
     TEMPFAIL_DOMAIN,
     UNREACHABLE_DOMAIN,
+    PostfixPaths,
 )
 
-MYHOSTNAME = "mail.example.test"
-MX_HOSTNAME = "mx.example.test"
-FAKE_REMOTE_HOSTNAME = "mx.fake-remote.test"
+HOSTNAMES = {i.name: i.hostname for i in INSTANCES}
+MYHOSTNAME = HOSTNAMES["submit"]
+MX_HOSTNAME = HOSTNAMES["mx"]
+FAKE_REMOTE_HOSTNAME = "fake-remote.test"  # log host "fake-remote": not one of our hosts
+OUTSIDE_MX_HOSTNAME = f"mx.{OUTSIDE_DOMAIN_MAILBOX}"
+# the re-injection smtpd's syslog_name: amavis-style setups log it as postfix/10025/smtpd
+REINJECT_SYSLOG_NAME = "postfix/10025"
+# Forward delivery outside mailboxes: only these are handed to Dovecot by the outside receiver.
+OUTSIDE_MAILBOXES = tuple(u for u in MAILBOX_USERS if u.endswith("@" + OUTSIDE_DOMAIN_MAILBOX))
+
+BASE_MASTER = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+  -o syslog_name=postfix/$service_name
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
 
 
-def _main_cf(lab: LabSpec) -> str:
+def _main_cf(lab: LabSpec, inst: PostfixPaths, extra: str) -> str:
     p = lab.paths
     return f"""\
-# Postfix instance of the mailpulse lab {p.root} - generated by lab/mail-lab, do not edit
+# Postfix instance "{inst.name}" of the mailpulse lab {p.root} - generated by lab/mail-lab, do not edit
 compatibility_level = 3.6
-queue_directory = {p.postfix_spool}
-data_directory = {p.postfix_data}
+queue_directory = {inst.spool}
+data_directory = {inst.data}
 mail_owner = postfix
 setgid_group = postdrop
 # children inherit the lab marker, so `down` can find strays by the exact lab directory
 import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME
   {MARKER_ENV}
 
-myhostname = {MYHOSTNAME}
+myhostname = {HOSTNAMES[inst.name]}
 mydomain = {OWN_DOMAIN}
-# (the default) bounces come From: MAILER-DAEMON@mail.example.test, covered by sp=none in DMARC
+# bounces come From: MAILER-DAEMON@<myhostname>, covered by sp=none in DMARC
 myorigin = $myhostname
 mydestination =
 local_transport = error:5.1.1 local delivery is disabled in the lab
@@ -60,19 +110,16 @@ append_dot_mydomain = no
 smtpd_banner = $myhostname ESMTP Postfix
 inet_interfaces = loopback-only
 inet_protocols = ipv4
-# only the submitting probe's address is trusted; the MX's clients (127.0.0.2/.3) are not
+# only the submitting probe's address is trusted; the MX's clients (127.0.0.2/.3/.4) are not
 mynetworks = 127.0.0.1/32
 smtp_bind_address = {HOST}
 
-# no syslog: postlogd writes the file; its path must be under maillog_file_prefixes
-maillog_file = {p.postfix_log}
+# no syslog: postlogd writes the file; its path must be under maillog_file_prefixes. In log mode
+# "central" every instance's postlogd appends to the same file (O_APPEND, one write per line).
+maillog_file = {p.postfix_log_of(inst.name, lab.log_mode)}
 maillog_file_prefixes = /var, /dev/stdout, {p.root}
 
-virtual_mailbox_domains = {", ".join(LOCAL_MAILBOX_DOMAINS)}
-virtual_mailbox_maps = texthash:{p.postfix_etc}/vmailbox
-virtual_alias_maps = texthash:{p.postfix_etc}/virtual
-virtual_transport = lmtp:unix:{p.lmtp_socket}
-transport_maps = texthash:{p.postfix_etc}/transport
+transport_maps = texthash:{inst.etc}/transport
 # safety net: anything not routed explicitly is refused, nothing ever leaves loopback
 default_transport = error:5.7.1 delivery outside the loopback lab is disabled
 relay_transport = $default_transport
@@ -105,7 +152,7 @@ minimal_backoff_time = 300s
 maximal_backoff_time = 600s
 maximal_queue_lifetime = 1h
 bounce_queue_lifetime = 1h
-"""
+{extra}"""
 
 
 def _milters(lab: LabSpec, signing: bool) -> str:
@@ -115,21 +162,52 @@ def _milters(lab: LabSpec, signing: bool) -> str:
     return ",".join(milters)
 
 
-def _master_cf(lab: LabSpec) -> str:
-    p, ports = lab.paths, lab.ports
-    sign = _milters(lab, signing=True)
-    scan = _milters(lab, signing=False)
-    ccert = f"texthash:{p.postfix_etc}/relay_clientcerts"
-    access = f"texthash:{p.postfix_etc}/fake_remote_access"
+def _tomx(lab: LabSpec, inst: PostfixPaths) -> str:
     return f"""\
-# Postfix lab master.cf - generated by lab/mail-lab; chroot n everywhere (custom queue dir)
-# service type  private unpriv  chroot  wakeup  maxproc command + args
-# MX: no AUTH, opportunistic TLS, rspamd inbound checks, then LMTP via content_filter
-{HOST}:{ports.mx} inet n - n - - smtpd
-  -o myhostname={MX_HOSTNAME}
-  -o smtpd_relay_restrictions=reject_unauth_destination
-  -o smtpd_milters={scan}
-  -o content_filter=lmtp:unix:{p.lmtp_socket}
+# SMTP client towards the lab MX: from 127.0.0.2; rewrites the tamper token after signing
+tomx      unix  -       -       n       -       -       smtp
+  -o smtp_bind_address={MTA_SOURCE}
+  -o smtp_helo_name={HOSTNAMES[inst.name]}
+  -o smtp_body_checks=regexp:{inst.etc}/tamper_body
+"""
+
+
+def _sender_side(inst: PostfixPaths) -> str:
+    """submit and relay know the MX's recipients (unknown ones are refused at RCPT, as a real
+    submission host with recipient verification does), but route everything to the MX: transport_maps
+    wins over virtual_transport. No aliases here: the MX expands them."""
+    return f"""
+virtual_mailbox_domains = {", ".join(LOCAL_MAILBOX_DOMAINS)}
+virtual_mailbox_maps = texthash:{inst.etc}/vmailbox
+virtual_transport = error:5.3.0 the lab routes mailbox domains to the MX (transport_maps)
+"""
+
+
+def _vmailbox(with_aliases: bool) -> str:
+    users = (*MAILBOX_USERS, GHOST, *((FORWARD_ALIAS, f"abuse@{OWN_DOMAIN}") if with_aliases else ()))
+    return "# recipients Postfix accepts; the ghost is unknown to Dovecot (LMTP 550)\n" + "".join(
+        f"{u}\t{u.split('@')[1]}/{u.split('@')[0]}/\n" for u in users if u.split("@")[1] in LOCAL_MAILBOX_DOMAINS
+    )
+
+
+def _outbound_transport(lab: LabSpec) -> str:
+    ports = lab.ports
+    mx = f"tomx:[{HOST}]:{ports.mx}"
+    fake = f"smtp:[{HOST}]:{ports.fake_remote}"
+    return (
+        "".join(f"{d}\t{mx}\n" for d in LOCAL_MAILBOX_DOMAINS)
+        + f"{ACCEPT_DOMAIN}\t{fake}\n{TEMPFAIL_DOMAIN}\t{fake}\n{BOUNCE_DOMAIN}\t{fake}\n"
+        + "# nothing listens on port 1: connection refused -> status=deferred\n"
+        + f"{UNREACHABLE_DOMAIN}\tsmtp:[{HOST}]:1\n"
+    )
+
+
+def _submit(lab: LabSpec, inst: PostfixPaths) -> dict[str, str]:
+    ports = lab.ports
+    sign = _milters(lab, signing=True)
+    access = f"texthash:{inst.etc}/fake_remote_access"
+    master = f"""\
+# submission host master.cf - generated by lab/mail-lab; chroot n everywhere (custom queue dir)
 # submission (587-style): STARTTLS required, SASL via Dovecot required, DKIM signing
 {HOST}:{ports.submission} inet n - n - - smtpd
   -o syslog_name=postfix/submission
@@ -149,71 +227,18 @@ def _master_cf(lab: LabSpec) -> str:
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
   -o milter_macro_daemon_name=ORIGINATING
   -o smtpd_milters={sign}
-# MTA relay: client hosts authenticate with a TLS client certificate issued by the lab CA
-{HOST}:{ports.relay} inet n - n - - smtpd
-  -o syslog_name=postfix/relay
-  -o smtpd_tls_security_level=encrypt
-  -o smtpd_tls_ask_ccert=yes
-  -o smtpd_relay_restrictions=check_ccert_access,{ccert},reject
-  -o milter_macro_daemon_name=ORIGINATING
-  -o smtpd_milters={sign}
-# fake remote MX: 450/550 by recipient domain, for real deferrals and bounces
+# fake remote MX ("the internet"): 250+discard / 450 / 550 by recipient domain
 {HOST}:{ports.fake_remote} inet n - n - - smtpd
   -o syslog_name=postfix/fake-remote
   -o myhostname={FAKE_REMOTE_HOSTNAME}
   -o smtpd_relay_restrictions=check_recipient_access,{access},reject
   -o smtpd_milters=
-# SMTP client towards the lab MX: from 127.0.0.2; rewrites the tamper token after signing
-tomx      unix  -       -       n       -       -       smtp
-  -o smtp_bind_address={MTA_SOURCE}
-  -o smtp_helo_name={MYHOSTNAME}
-  -o smtp_body_checks=regexp:{p.postfix_etc}/tamper_body
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-  -o syslog_name=postfix/$service_name
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
-def _maps(lab: LabSpec) -> dict[str, str]:
-    ports = lab.ports
-    mx = f"tomx:[{HOST}]:{ports.mx}"
-    fake = f"smtp:[{HOST}]:{ports.fake_remote}"
-    transport = "".join(f"{d}\t{mx}\n" for d in LOCAL_MAILBOX_DOMAINS)
-    transport += (
-        f"{ACCEPT_DOMAIN}\t{fake}\n{TEMPFAIL_DOMAIN}\t{fake}\n{BOUNCE_DOMAIN}\t{fake}\n"
-        f"# nothing listens on port 1: connection refused -> status=deferred\n"
-        f"{UNREACHABLE_DOMAIN}\tsmtp:[{HOST}]:1\n"
-    )
-    vmailbox = "".join(f"{u}\t{u.split('@')[1]}/{u.split('@')[0]}/\n" for u in (*MAILBOX_USERS, GHOST))
+{_tomx(lab, inst)}{BASE_MASTER}"""
     return {
-        "main.cf": _main_cf(lab),
-        "master.cf": _master_cf(lab),
-        "transport": transport,
-        "vmailbox": "# recipients Postfix accepts; the ghost is unknown to Dovecot (LMTP 550)\n" + vmailbox,
-        "virtual": f"abuse@{OWN_DOMAIN}\tpostmaster@{OWN_DOMAIN}\n",
-        "relay_clientcerts": f"# SHA-256 of the lab client certificate\n{lab.client_fingerprint}\tOK\n",
+        "main.cf": _main_cf(lab, inst, _sender_side(inst)),
+        "master.cf": master,
+        "transport": _outbound_transport(lab),
+        "vmailbox": _vmailbox(with_aliases=True),
         "fake_remote_access": (
             f"{ACCEPT_DOMAIN}\tDISCARD accepted and dropped by the lab fake remote\n"
             f"{TEMPFAIL_DOMAIN}\t450 4.2.0 Mailbox busy, try again later (lab fake remote)\n"
@@ -223,10 +248,136 @@ def _maps(lab: LabSpec) -> dict[str, str]:
     }
 
 
+def _relay(lab: LabSpec, inst: PostfixPaths) -> dict[str, str]:
+    ccert = f"texthash:{inst.etc}/relay_clientcerts"
+    master = f"""\
+# MTA relay master.cf - generated by lab/mail-lab
+# client hosts authenticate with a TLS client certificate issued by the lab CA
+{HOST}:{lab.ports.relay} inet n - n - - smtpd
+  -o syslog_name=postfix/relay
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_ask_ccert=yes
+  -o smtpd_relay_restrictions=check_ccert_access,{ccert},reject
+  -o milter_macro_daemon_name=ORIGINATING
+  -o smtpd_milters={_milters(lab, signing=True)}
+{_tomx(lab, inst)}{BASE_MASTER}"""
+    return {
+        "main.cf": _main_cf(lab, inst, _sender_side(inst)),
+        "master.cf": master,
+        "transport": _outbound_transport(lab),
+        "vmailbox": _vmailbox(with_aliases=True),
+        "relay_clientcerts": f"# SHA-256 of the lab client certificate\n{lab.client_fingerprint}\tOK\n",
+        "tamper_body": f"/^(.*){TAMPER_TOKEN}(.*)$/\tREPLACE ${{1}}{TAMPERED_TEXT}${{2}}\n",
+    }
+
+
+def _mx(lab: LabSpec, inst: PostfixPaths) -> dict[str, str]:
+    p, ports = lab.paths, lab.ports
+    scan = _milters(lab, signing=False)
+    lmtp = f"lmtp:unix:{p.lmtp_socket}"
+    extra = f"""
+# the MX hosts the lab's mailbox domains; aliases may forward (through the SRS host)
+virtual_mailbox_domains = {", ".join(LOCAL_MAILBOX_DOMAINS)}
+virtual_mailbox_maps = texthash:{inst.etc}/vmailbox
+virtual_alias_maps = texthash:{inst.etc}/virtual
+virtual_transport = {lmtp}
+"""
+    master = f"""\
+# MX master.cf - generated by lab/mail-lab
+# MX: no AUTH, opportunistic TLS, rspamd inbound checks, then the content filter (amavis pattern);
+# aliases are expanded after the filter, by the re-injection smtpd
+{HOST}:{ports.mx} inet n - n - - smtpd
+  -o smtpd_relay_restrictions=reject_unauth_destination
+  -o smtpd_milters={scan}
+  -o content_filter=scan:[{HOST}]:{ports.content_filter}
+  -o receive_override_options=no_address_mappings
+# the filter's SMTP client side: what lab/filter.py listens on
+scan      unix  -       -       n       -       10      smtp
+  -o syslog_name=postfix/scan
+  -o smtp_send_xforward_command=yes
+  -o smtp_tls_security_level=none
+  -o disable_dns_lookups=yes
+  -o max_use=20
+# re-injection after the filter: no filter, no milters, only the filter may connect
+{HOST}:{ports.reinject} inet n - n - 10 smtpd
+  -o syslog_name={REINJECT_SYSLOG_NAME}
+  -o content_filter=
+  -o receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters
+  -o smtpd_milters=
+  -o smtpd_tls_security_level=none
+  -o smtpd_client_restrictions=permit_mynetworks,reject
+  -o smtpd_relay_restrictions=permit_mynetworks,reject
+  -o smtpd_authorized_xforward_hosts=127.0.0.0/8
+  -o mynetworks=127.0.0.0/8
+# SMTP client towards the SRS forwarder (internal hop)
+tosrs     unix  -       -       n       -       -       smtp
+  -o syslog_name=postfix/tosrs
+  -o smtp_helo_name={MX_HOSTNAME}
+# the outside provider's receiver (mx.outside.test), where forwarded mail ends: rspamd checks as
+# any receiver would (SPF of the SRS domain), then straight into Dovecot
+{HOST}:{ports.outside_mx} inet n - n - - smtpd
+  -o syslog_name=postfix/outside
+  -o myhostname={OUTSIDE_MX_HOSTNAME}
+  -o smtpd_relay_restrictions=check_recipient_access,texthash:{inst.etc}/outside_mailboxes,reject
+  -o smtpd_milters={scan}
+  -o content_filter={lmtp}
+  -o receive_override_options=no_address_mappings
+{BASE_MASTER}"""
+    return {
+        "main.cf": _main_cf(lab, inst, extra),
+        "master.cf": master,
+        "transport": f"# outside mailboxes are reached through the SRS forwarder\n"
+        f"{OUTSIDE_DOMAIN_MAILBOX}\ttosrs:[{HOST}]:{ports.srs_smtpd}\n",
+        "vmailbox": _vmailbox(with_aliases=False),
+        "virtual": f"abuse@{OWN_DOMAIN}\tpostmaster@{OWN_DOMAIN}\n"
+        f"# the forward route: an alias whose mail leaves through the SRS forwarder\n"
+        f"{FORWARD_ALIAS}\t{FORWARD_TARGET}\n",
+        "outside_mailboxes": "".join(f"{u}\tOK\n" for u in OUTSIDE_MAILBOXES),
+    }
+
+
+def _srs(lab: LabSpec, inst: PostfixPaths) -> dict[str, str]:
+    ports = lab.ports
+    extra = f"""
+# postsrsd (a lab process, lab/services.py): envelope senders become SRS0=...@{SRS_DOMAIN};
+# bounces to SRS addresses are reversed
+sender_canonical_maps = tcp:{HOST}:{ports.srs_forward}
+sender_canonical_classes = envelope_sender
+recipient_canonical_maps = tcp:{HOST}:{ports.srs_reverse}
+recipient_canonical_classes = envelope_recipient, header_recipient
+"""
+    master = f"""\
+# SRS forwarder master.cf - generated by lab/mail-lab
+# accepts forwarded mail from the MX (127.0.0.1 only)
+{HOST}:{ports.srs_smtpd} inet n - n - - smtpd
+  -o smtpd_relay_restrictions=permit_mynetworks,reject
+  -o smtpd_client_restrictions=permit_mynetworks,reject
+  -o smtpd_milters=
+# sends to the outside mailboxes from 127.0.0.4 (the SRS domain's SPF)
+fwd       unix  -       -       n       -       -       smtp
+  -o smtp_bind_address={SRS_SOURCE}
+  -o smtp_helo_name={HOSTNAMES["srs"]}
+{BASE_MASTER}"""
+    return {
+        "main.cf": _main_cf(lab, inst, extra),
+        "master.cf": master,
+        "transport": f"{OUTSIDE_DOMAIN_MAILBOX}\tfwd:[{HOST}]:{ports.outside_mx}\n",
+    }
+
+
+_BUILDERS = {"submit": _submit, "relay": _relay, "mx": _mx, "srs": _srs}
+
+
+def instance_files(lab: LabSpec, name: str) -> dict[str, str]:
+    return _BUILDERS[name](lab, lab.paths.instance(name))
+
+
 def files(lab: LabSpec) -> list[FileSpec]:
-    etc = lab.paths.postfix_etc
-    return [FileSpec(etc / name, text) for name, text in _maps(lab).items()]
+    out = []
+    for inst in lab.paths.instances:
+        out += [FileSpec(inst.etc / name, text) for name, text in instance_files(lab, inst.name).items()]
+    return out
 
 
-def config_files(lab: LabSpec) -> list[str]:
-    return list(_maps(lab))
+def config_files(lab: LabSpec, name: str = "submit") -> list[str]:
+    return list(instance_files(lab, name))

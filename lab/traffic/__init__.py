@@ -23,7 +23,7 @@ from lab.traffic.scenarios import KINDS, Record, Sender
 from lab.traffic.tracking import Tracker
 
 # Follow-ups need the first delivery attempt first; everything else is settled in one pass.
-FOLLOW_UPS = ("greylisted", "expired")
+FOLLOW_UPS = ("greylisted", "expired", "deleted")
 
 
 class TrafficError(RuntimeError):
@@ -47,6 +47,11 @@ def run(
         name: logs.LogTail(Path(env[key]))
         for name, key in (("postfix", "LAB_POSTFIX_LOG"), ("rspamd", "LAB_RSPAMD_LOG"), ("dovecot", "LAB_DOVECOT_LOG"))
     }
+    # per-host log mode: the other hosts' logs too ("postfix" is the submission host's or the central file)
+    for name in env.get("LAB_POSTFIX_INSTANCES").split():
+        path = Path(env.get(f"LAB_POSTFIX_{name.upper()}_LOG") or env["LAB_POSTFIX_LOG"])
+        if all(path != tail.path for tail in tails.values()):
+            tails[f"postfix-{name}"] = logs.LogTail(path)
     sender = Sender(env, run_id)
     sent_at: dict[int, float] = {}
     for kind in KINDS:
@@ -62,6 +67,8 @@ def run(
             tracker.retry_greylisted(rec, sent_at[id(rec)])
         elif rec.kind == "expired":
             tracker.expire(rec)
+        elif rec.kind == "deleted":
+            tracker.delete(rec)
     ndr_delivered = sum(tracker.ndr_delivered(r) for r in sender.records if r.ndr_queue_id)
     for rec in sender.records:
         rec.rspamd = tracker.verdicts(rec)
@@ -104,6 +111,8 @@ def _report(
         "delivered_junk": sum(r.outcome == "delivered" and r.folder == "Junk" for r in records),
         "ndr_generated": sum(r.ndr_queue_id is not None for r in records),
         "ndr_delivered": ndr_delivered,
+        # NDRs of the sending hosts reach the MX's smtpd and are scanned there; the MX's own are not
+        "ndr_scanned": sum(r.ndr_via_mx for r in records),
         "postfix_deferred_attempts": sum(r.postfix_statuses.count("deferred") for r in records),
         "rspamd_verdicts": len(verdicts),
         "rspamd_dkim_signed": sum("DKIM_SIGNED" in v["symbols"] for v in verdicts),

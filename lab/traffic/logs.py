@@ -65,6 +65,11 @@ def force_expired(postfix: str, qid: str) -> bool:
     return re.search(pattern, postfix, re.M) is not None
 
 
+def deleted(postfix: str, qid: str) -> bool:
+    # postfix/postsuper[9120]: 5E2F320C47A: removed
+    return re.search(rf" postfix/postsuper\[\d+\]: {qid}: removed$", postfix, re.M) is not None
+
+
 def folder(dovecot: str, message_id: str) -> str | None:
     # lmtp(probe@remote.test)<9083><MJ9ACRa+BWt7IwAAg+zDdQ>: Info: sieve: msgid=<...>: fileinto action:
     #   stored mail into mailbox 'Junk'

@@ -14,6 +14,7 @@ from lab.layout import (
     ACCEPT_DOMAIN,
     BOUNCE_DOMAIN,
     EXTERNAL_SENDER_DOMAIN,
+    FORWARD_ALIAS,
     GHOST,
     GTUBE_ADD_HEADER,
     GTUBE_REJECT,
@@ -43,11 +44,15 @@ class Record:
     reply: str
     stage: str  # where the session ended: auth | mail | rcpt | data
     queue_id: str | None  # the queue ID the receiving smtpd reported
-    # delivered:INBOX | delivered:Junk | deferred | bounced | expired | sent_remote | rejected | auth_failed
+    # delivered:INBOX | delivered:Junk | deferred | bounced | expired | deleted | sent_remote | rejected |
+    # auth_failed
     expect: str
     outcome: str | None = None
     mx_queue_id: str | None = None
+    # queue IDs after the MX's: re-injection after the content filter, SRS forwarder, outside MX
+    hop_queue_ids: list[str] = field(default_factory=list)
     ndr_queue_id: str | None = None
+    ndr_via_mx: bool = False  # the NDR came from the sending side and crossed the MX (an MX's own NDR does not)
     folder: str | None = None
     postfix_statuses: list[str] = field(default_factory=list)  # status= values in log order, all hops
     rspamd: list[dict[str, Any]] = field(default_factory=list)  # verdicts by qid, in hop order
@@ -171,6 +176,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("deferred_tempfail", 1, smtp.SUBMISSION, "deferred", rcpt=f"user@{TEMPFAIL_DOMAIN}"),
     Kind("deferred_unreachable", 1, smtp.SUBMISSION, "deferred", rcpt=f"user@{UNREACHABLE_DOMAIN}"),
     Kind("expired", 1, smtp.SUBMISSION, "expired", rcpt=f"expire@{UNREACHABLE_DOMAIN}"),
+    Kind("deleted", 1, smtp.SUBMISSION, "deleted", rcpt=f"delete@{UNREACHABLE_DOMAIN}"),
     Kind("bounced_remote", 1, smtp.SUBMISSION, "bounced", rcpt=f"user@{BOUNCE_DOMAIN}"),
     Kind("bounced_lmtp", 1, smtp.SUBMISSION, "bounced", rcpt=GHOST),
     Kind("junk_gtube", 1, smtp.SUBMISSION, JUNK, body_lines=(GTUBE_ADD_HEADER,)),
@@ -185,6 +191,9 @@ KINDS: tuple[Kind, ...] = (
         body_lines=(GTUBE_REJECT,),
     ),
     Kind("external_ham", 1, smtp.MX_EXTERNAL, INBOX, mail_from=ALICE),
+    # through the MX's alias to the SRS forwarder, then to the outside mailbox
+    Kind("forwarded_srs", 1, smtp.SUBMISSION, INBOX, rcpt=FORWARD_ALIAS),
+    Kind("forwarded_external", 1, smtp.MX_EXTERNAL, INBOX, rcpt=FORWARD_ALIAS, mail_from=ALICE),
     Kind("spoofed", 1, smtp.MX_EXTERNAL, "rejected"),
     Kind("tampered", 1, smtp.SUBMISSION, INBOX, body_lines=(f"signed text, {TAMPER_TOKEN} on the way",)),
     # greylisting keys on (envelope sender, recipient, client /19): a sender unique to the run makes

@@ -26,10 +26,17 @@ class Tracker:
         self.problems: list[str] = []
         self.mx_port = f":{env['LAB_MX_PORT']}"
         self.fake_port = f":{env['LAB_FAKE_REMOTE_PORT']}"
+        # hops inside the lab after the MX accepted a message: the content filter (its reply carries the
+        # re-injection's queue ID), the SRS forwarder, the outside provider's receiver
+        self.internal_ports = tuple(
+            f":{env[key]}" for key in ("LAB_CONTENT_FILTER_PORT", "LAB_SRS_PORT", "LAB_OUTSIDE_MX_PORT") if key in env
+        )
+        self.postfix_config = env["LAB_POSTFIX_CONFIG"].split()[0]  # the submission host
 
     # --- log access
     def postfix(self) -> str:
-        return self.tails["postfix"].text()
+        """Every Postfix log written since the run started (one file per host, or the central one)."""
+        return "".join(tail.text() for name, tail in self.tails.items() if name.startswith("postfix"))
 
     def _deliveries(self, qid: str) -> list[logs.Delivery]:
         return logs.deliveries(self.postfix(), qid)
@@ -42,14 +49,34 @@ class Tracker:
         return found
 
     # --- following one message
+    def _internal(self, relay: str) -> bool:
+        return relay.endswith(self.internal_ports)
+
+    def _follow_hops(self, qid: str, rec: Record | None = None) -> tuple[str, logs.Delivery | None]:
+        """Follow a message from `qid` through the content filter and the forwarders to its last queue
+        ID; return that and its last delivery attempt (None if none was logged in time)."""
+        for _ in range(8):  # MX -> filter -> re-injection -> SRS -> outside MX: 4 hops at most
+            found = self._wait_delivery(qid)
+            if rec is not None:
+                rec.postfix_statuses += [d.status for d in found]
+            if not found:
+                return qid, None
+            last = found[-1]
+            nxt = last.next_queue_id
+            if not (last.status == "sent" and nxt and self._internal(last.relay)):
+                return qid, last
+            if rec is not None:
+                rec.hop_queue_ids.append(nxt)
+            qid = nxt
+        return qid, None
+
     def _follow_mx(self, rec: Record, mx_qid: str) -> None:
-        """The copy the MX accepted: LMTP into a folder, or an LMTP bounce."""
+        """The copy the MX accepted: through the content filter (and the SRS forwarder, for aliases
+        that forward), then LMTP into a folder, or an LMTP bounce."""
         rec.mx_queue_id = mx_qid
-        found = self._wait_delivery(mx_qid)
-        rec.postfix_statuses += [d.status for d in found]
-        if not found:
+        qid, last = self._follow_hops(mx_qid, rec)
+        if last is None:
             return
-        last = found[-1]
         if last.status == "sent":
             rec.outcome = "delivered"
             if rec.message_id:
@@ -59,7 +86,7 @@ class Tracker:
                 rec.folder = logs.folder(dovecot.text(), mid)
         elif last.status == "bounced":
             rec.outcome = "bounced"
-            self._follow_ndr(rec, mx_qid)
+            self._follow_ndr(rec, qid)
         else:
             rec.outcome = last.status
 
@@ -102,7 +129,7 @@ class Tracker:
             self.problems.append(f"greylisted {rec.queue_id}: first attempt was {rec.outcome}, not deferred")
             return
         time.sleep(max(0.0, sent_at + GREYLIST_TIMEOUT_S + 1.0 - time.monotonic()))
-        self._postfix_cmd("postqueue", "-c", self.env["LAB_POSTFIX_CONFIG"], "-i", rec.queue_id)
+        self._postfix_cmd("postqueue", "-c", self.postfix_config, "-i", rec.queue_id)
         found = self._wait_delivery(rec.queue_id, count=2)
         rec.postfix_statuses = [d.status for d in found]
         if len(found) >= 2:
@@ -113,7 +140,7 @@ class Tracker:
         if rec.outcome != "deferred" or rec.queue_id is None:
             self.problems.append(f"expired {rec.queue_id}: first attempt was {rec.outcome}, not deferred")
             return
-        etc = self.env["LAB_POSTFIX_CONFIG"]
+        etc = self.postfix_config
         self._postfix_cmd("postsuper", "-c", etc, "-e", rec.queue_id)
         self._postfix_cmd("postqueue", "-c", etc, "-i", rec.queue_id)
         qid = rec.queue_id
@@ -123,15 +150,28 @@ class Tracker:
         else:
             self.problems.append(f"expired {qid}: no status=force-expired line")
 
+    def delete(self, rec: Record) -> None:
+        """postsuper -d: the deferred message is removed by the administrator (no NDR)."""
+        if rec.outcome != "deferred" or rec.queue_id is None:
+            self.problems.append(f"deleted {rec.queue_id}: first attempt was {rec.outcome}, not deferred")
+            return
+        self._postfix_cmd("postsuper", "-c", self.postfix_config, "-d", rec.queue_id)
+        qid = rec.queue_id
+        if logs.wait_for("postsuper removed", lambda: logs.deleted(self.postfix(), qid), WAIT_S):
+            rec.outcome = "deleted"
+        else:
+            self.problems.append(f"deleted {qid}: no postsuper removed line")
+
     def ndr_delivered(self, rec: Record) -> bool:
-        """Wait until the NDR reached the sender's mailbox (through the MX, like any other mail)."""
+        """Wait until the NDR reached the sender's mailbox: through the MX like any other mail (an NDR of
+        the submission host), or straight into LMTP (an NDR of the MX)."""
         if not rec.ndr_queue_id:
             return False
-        found = self._wait_delivery(rec.ndr_queue_id)
-        if not found or found[-1].status != "sent" or not found[-1].next_queue_id:
-            return False
-        mx = self._wait_delivery(found[-1].next_queue_id)
-        return bool(mx) and mx[-1].status == "sent"
+        _qid, last = self._follow_hops(rec.ndr_queue_id)
+        if last is not None and last.status == "sent" and self.mx_port in last.relay and last.next_queue_id:
+            rec.ndr_via_mx = True  # scanned by rspamd at the MX, like any inbound message
+            _qid, last = self._follow_hops(last.next_queue_id)
+        return last is not None and last.status == "sent" and last.next_queue_id is None
 
     # --- rspamd
     def verdicts(self, rec: Record) -> list[dict[str, Any]]:

@@ -59,3 +59,33 @@ def test_no_temporary_paths_leak(report: dict[str, Any]) -> None:
     for name in [*LOGS.values(), "traffic.json"]:
         assert "/tmp/mplab" not in (FIXTURES / name).read_text()
     assert report["lab_dir"] == "/srv/mail-lab"
+
+
+MULTIHOST = FIXTURES / "multihost"
+HOST_LOGS = {"submit.log": {"mail", "fake-remote"}, "relay.log": {"relay"}, "mx.log": {"mx"}, "srs.log": {"srs"}}
+
+
+def test_multihost_logs_carry_their_hosts_and_every_hop() -> None:
+    """tests/fixtures/lab/multihost (capture-fixtures --multihost): each per-host log has only its host's
+    names, every queue ID of the per-host report (each hop: submission, MX, re-injection, SRS, outside MX)
+    is in one of them, and the central log holds all four hosts."""
+    manifest = json.loads((MULTIHOST / "MANIFEST.json").read_text())
+    texts = {name: (MULTIHOST / name).read_text() for name in HOST_LOGS}
+    for name, hosts in HOST_LOGS.items():
+        assert {line.split()[3] for line in texts[name].splitlines()} == hosts, name
+        assert manifest["files"][name] == len(texts[name].splitlines())
+    everything = "".join(texts.values())
+    report = json.loads((MULTIHOST / "per-host.json").read_text())
+    assert report["problems"] == []
+    forwarded = [r for r in report["records"] if r["kind"] == "forwarded_srs"]
+    assert forwarded
+    assert all(len(r["hop_queue_ids"]) == 3 for r in forwarded)  # re-injected, SRS host, outside MX
+    for rec in report["records"]:
+        for qid in (rec["queue_id"], rec["mx_queue_id"], rec["ndr_queue_id"], *rec["hop_queue_ids"]):
+            if qid:
+                assert re.search(rf" {qid}: ", everything), (rec["kind"], qid)
+    assert "postfix/10025/smtpd[" in texts["mx.log"]
+    assert "from=<SRS0=" in texts["srs.log"]
+    central = (MULTIHOST / "central.log").read_text()
+    assert {"mail", "relay", "mx", "srs"} <= {line.split()[3] for line in central.splitlines()}
+    assert "/tmp/mplab" not in everything + central

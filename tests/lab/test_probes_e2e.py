@@ -93,12 +93,23 @@ def imap_probe_uids(env: LabEnv, user: str, marker: str = "mailpulse probe") -> 
 @pytest.mark.timeout(120)
 def test_cli_once_delivers_every_lab_probe(mail_lab: LabEnv) -> None:
     """`mailpulse probe --once -c DIR/mailpulse.yaml`: every lab probe (587, 465, client-cert relay, each to
-    the IMAPS and the IMAP-STARTTLS mailbox) is delivered to INBOX with dkim=pass in the receiver's
-    Authentication-Results and by mailpulse's own check; exit 0."""
+    the IMAPS and the IMAP-STARTTLS mailbox; and the forward route from outside through the SRS forwarder)
+    is delivered to INBOX with dkim=pass in the receiver's Authentication-Results and by mailpulse's own
+    check; exit 0."""
     code, lines, stderr = run_cli(mail_lab.dir / "mailpulse.yaml")
     assert code == 0, stderr[-3000:]
     assert {p["name"] for p in lab_probes(mail_lab)["probes"]} == {line["probe"] for line in lines}
-    assert {"submission-587", "submission-465", "relay-cert"} == {line["route"] for line in lines}
+    assert {"submission-587", "submission-465", "relay-cert", "forward-srs"} == {line["route"] for line in lines}
+    (forward,) = [line for line in lines if line["route"] == "forward-srs"]
+    lines.remove(forward)
+    assert ("delivered", "inbox", "pass", "pass", "pass", "pass") == (
+        forward["outcome"], forward["folder"], forward["dkim"], forward["dkim_own"], forward["spf"], forward["dmarc"]
+    ), forward  # fmt: skip
+    assert (mail_lab["LAB_OUTSIDE_MX_HOSTNAME"], mail_lab["LAB_SRS_DOMAIN"]) == (
+        forward["authserv_id"], forward["spf_domain"])  # fmt: skip
+    # sent from "the internet" (source_address), no AUTH, STARTTLS: the MX logged the outside client
+    mx_log = Path(mail_lab["LAB_POSTFIX_MX_LOG"]).read_text()
+    assert f" {forward['queue_id']}: client=unknown[{mail_lab['LAB_EXTERNAL_SOURCE']}]" in mx_log
     for line in lines:
         assert ("delivered", "inbox", "pass", "pass", "pass", "pass") == (
             line["outcome"],

@@ -36,6 +36,9 @@ KINDS = {
     "spoofed",
     "tampered",
     "greylisted",
+    "forwarded_srs",
+    "forwarded_external",
+    "deleted",
 }
 
 
@@ -139,6 +142,7 @@ def test_session_level_events_are_counted_exactly(
         ("deferred_tempfail", ["deferred"]),
         ("deferred_unreachable", ["deferred"]),
         ("expired", ["deferred"]),
+        ("deleted", ["deferred"]),
         ("bounced_remote", ["bounced"]),
         ("greylisted", ["deferred", "sent"]),
     ],
@@ -160,13 +164,24 @@ def test_expiry_bounce_and_ndrs(logs: dict[str, str], lab_traffic: dict[str, Any
         assert re.search(expired, logs["postfix"], re.M)
     for kind in ("expired", "bounced_remote", "bounced_lmtp"):
         for rec in _records(lab_traffic, kind):
-            bounced_qid = rec["mx_queue_id"] if kind == "bounced_lmtp" else rec["queue_id"]
+            # the MX bounces the re-injected copy (after its content filter): the last hop's queue ID
+            bounced_qid = rec["hop_queue_ids"][-1] if kind == "bounced_lmtp" else rec["queue_id"]
             ndr = f" {bounced_qid}: sender non-delivery notification: {rec['ndr_queue_id']}"
             assert ndr in logs["postfix"]
     for rec in _records(lab_traffic, "bounced_lmtp"):
-        lmtp = rf" postfix/lmtp\[\d+\]: {rec['mx_queue_id']}: to=<ghost@remote\.test>, .*status=bounced "
+        lmtp = rf" postfix/lmtp\[\d+\]: {rec['hop_queue_ids'][-1]}: to=<ghost@remote\.test>, .*status=bounced "
         assert re.search(lmtp, logs["postfix"])
     assert lab_traffic["derived"]["ndr_delivered"] == lab_traffic["derived"]["ndr_generated"] > 0
+
+
+def test_deleted_by_the_administrator(logs: dict[str, str], lab_traffic: dict[str, Any]) -> None:
+    """A deferred message deleted with postsuper -d: removed by postsuper, no delivery after, no NDR."""
+    for rec in _records(lab_traffic, "deleted"):
+        qid = rec["queue_id"]
+        assert rec["outcome"] == "deleted"
+        assert re.search(rf" mail postfix/postsuper\[\d+\]: {qid}: removed$", logs["postfix"], re.M)
+        assert rec["ndr_queue_id"] is None
+        assert f" {qid}: sender non-delivery notification:" not in logs["postfix"]
 
 
 def test_rspamd_signs_on_submission_and_verifies_at_the_mx(logs: dict[str, str], lab_traffic: dict[str, Any]) -> None:

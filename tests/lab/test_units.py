@@ -62,19 +62,33 @@ def test_mailpulse_yaml_follows_the_contract(spec: LabSpec) -> None:
     loaded = yaml.safe_load(yamlout.dump(cfg, "header"))
 
     assert loaded == cfg
+    # per-host log mode (the default): one postfix source per host, the submission host's first
     assert [(s["name"], s["type"], s["format"]) for s in cfg["sources"]] == [
         ("postfix", "file", "postfix"),
+        ("postfix-relay", "file", "postfix"),
+        ("postfix-mx", "file", "postfix"),
+        ("postfix-srs", "file", "postfix"),
         ("rspamd", "file", "rspamd"),
     ]
+    assert cfg["sources"][2]["path"] == str(spec.paths.instance("mx").log)
     assert cfg["postfix"]["queue"]["config_dir"] == str(spec.paths.postfix_etc)
     assert cfg["rspamd"]["signing_domains"] == ["example.test"]
     assert cfg["state_dir"].startswith(str(spec.paths.root))
     assert cfg["http"]["listen"] == "127.0.0.1:21047"
     probes = cfg["probes"]
-    assert [r["port"] for r in probes["routes"]] == [21087, 21065, 21024]
+    assert [r["port"] for r in probes["routes"]] == [21087, 21065, 21024, 21025]
     assert {r["tls"] for r in probes["routes"]} == {"starttls", "implicit"}
-    assert {t["address"].split("@")[1] for t in probes["targets"]} == {"remote.test", "partner.test"}
-    assert len(probes["probes"]) == len(probes["routes"]) * len(probes["targets"])
+    assert {t["address"].split("@")[1] for t in probes["targets"]} == {"remote.test", "partner.test", "example.test"}
+    # routes x mailbox targets, plus the forward route to its outside mailbox
+    assert len(probes["probes"]) == 3 * 2 + 1
+    forward = probes["routes"][-1]
+    assert (forward["source_address"], forward["mail_from"], "username" in forward) == (
+        "127.0.0.3",
+        "probe@sender.test",
+        False,
+    )
+    assert forward["dkim"]["domain"] == "sender.test"
+    assert probes["probes"][-1]["expect"] == {"spf": "pass", "spf_domain": "srs.example.test", "dkim": "pass"}
     assert probes["dns"] == {"nameservers": ["127.0.0.1"], "port": 21053}
 
 
@@ -97,3 +111,39 @@ def test_dovecot_has_a_junk_folder_and_the_sieve_rule(spec: LabSpec, monkeypatch
     assert "special_use = \\Junk" in conf.content
     assert 'header :is "X-Spam" "Yes"' in sieve.content
     assert 'fileinto "Junk"' in sieve.content
+
+
+def test_each_postfix_instance_has_its_own_host_queue_and_log(spec: LabSpec) -> None:
+    """Four instances, each with its own myhostname, queue and data directory and, per host, its own
+    maillog_file; in central mode all four maillog_files are the same file."""
+    mains = {i.name: postfix.instance_files(spec, i.name)["main.cf"] for i in spec.paths.instances}
+    assert list(mains) == ["submit", "relay", "mx", "srs"]
+    settings = {name: dict(re.findall(r"^(\w+) = (.*)$", text, re.M)) for name, text in mains.items()}
+    hostnames = [s["myhostname"] for s in settings.values()]
+    assert hostnames == ["mail.example.test", "relay.example.test", "mx.example.test", "srs.example.test"]
+    for key in ("queue_directory", "data_directory", "maillog_file"):
+        assert len({s[key] for s in settings.values()}) == 4, key
+    central = LabSpec(spec.paths, LabState(21000, "rspamd", "pw", log_mode="central"), spec.dkim_txt, "AA:BB")
+    logs = {dict(re.findall(r"^(\w+) = (.*)$", postfix.instance_files(central, n)["main.cf"], re.M))["maillog_file"]
+            for n in ("submit", "relay", "mx", "srs")}  # fmt: skip
+    assert logs == {str(spec.paths.central_log)}
+    assert [s["name"] for s in outputs.mailpulse_config(central)["sources"]] == ["postfix", "rspamd"]
+    env = outputs.env_values(central)
+    assert env["LAB_POSTFIX_LOG"] == env["LAB_POSTFIX_MX_LOG"] == spec.paths.central_log
+
+
+def test_mx_filters_reinjects_and_forwards_through_srs(spec: LabSpec) -> None:
+    """The MX hands mail to the content filter and takes it back on the re-injection port without a filter;
+    the forward alias leaves through the SRS host, whose canonical maps are postsrsd's tcp tables."""
+    ports = spec.ports
+    mx = postfix.instance_files(spec, "mx")
+    assert f"-o content_filter=scan:[127.0.0.1]:{ports.content_filter}" in mx["master.cf"]
+    reinject = mx["master.cf"].split(f"127.0.0.1:{ports.reinject} inet")[1].split("\n#")[0]
+    assert "-o content_filter=\n" in reinject
+    assert "-o syslog_name=postfix/10025\n" in reinject
+    assert "forward@example.test\tprobe@outside.test" in mx["virtual"]
+    assert f"outside.test\ttosrs:[127.0.0.1]:{ports.srs_smtpd}" in mx["transport"]
+    srs = postfix.instance_files(spec, "srs")
+    assert f"sender_canonical_maps = tcp:127.0.0.1:{ports.srs_forward}" in srs["main.cf"]
+    assert "-o smtp_bind_address=127.0.0.4" in srs["master.cf"]
+    assert 'txt-record=srs.example.test,"v=spf1 ip4:127.0.0.4 -all"' in dns.files(spec)[0].content
