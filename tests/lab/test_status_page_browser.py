@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab.envfile import LabEnv
 from tests.browser import FAILING_PROBE, PASSWORD, USER, StatusDaemon, chromium, run_chromium, spki_sha256, tables
@@ -41,9 +42,10 @@ def test_chromium_renders_the_status_page_of_the_lab(daemon: StatusDaemon, tmp_p
     assert listing[0].startswith("ok, "), listing
     assert {"active", "deferred", "hold", "incoming", "maildrop"} <= {r[0][0] for r in page["queue"]}
 
+    lab_config = yaml.safe_load((daemon.lab_dir / "mailpulse.yaml").read_text())["probes"]
     summary = {r[0][0]: r for r in page["Probes"]}
     lab_probes = [p for p in summary if p != FAILING_PROBE]
-    assert 6 == len(lab_probes)
+    assert {p["name"] for p in lab_config["probes"]} == set(lab_probes)
     for probe in lab_probes:
         assert ("delivered", "ok") == summary[probe][2], summary[probe]
     assert ("failing", "fail") == summary[FAILING_PROBE][2]
@@ -66,7 +68,7 @@ def test_chromium_renders_the_status_page_of_the_lab(daemon: StatusDaemon, tmp_p
     assert failed[7][0].startswith("send/connect: "), failed
 
     watchers = {r[0][0]: r for r in page["Mailbox watchers"]}
-    assert {"remote-inbox", "partner-inbox"} == set(watchers)
+    assert {t["name"] for t in lab_config["targets"]} == set(watchers)
     assert all(("up", "ok") == r[3] for r in watchers.values())
 
     # without the credentials the browser gets no page
