@@ -180,8 +180,16 @@ def _scan(args: argparse.Namespace, features: Sequence[AnyFeature], io: CommandI
         if config is None:
             return EX_CONFIG
         sections = config.sections
-    return scan(jobs, features, sections, summary=args.summary, progress=not args.no_progress, out=io.out, err=io.err,
-                inputs=inputs)
+    return scan(
+        jobs,
+        features,
+        sections,
+        summary=args.summary,
+        progress=not args.no_progress,
+        out=io.out,
+        err=io.err,
+        inputs=inputs,
+    )
 
 
 def _run(path: str, features: Sequence[AnyFeature], io: CommandIO) -> int:

@@ -7,7 +7,16 @@ every input gives reports (with the quirks that were tolerated) or a rejection w
 """
 
 from mailpulse.parsers.reports.events import (
-    KINDS, QUIRKS, REJECT_REASONS, Complaint, DmarcRecord, DmarcReport, Rejected, Report, TlsPolicy, TlsReport,
+    KINDS,
+    QUIRKS,
+    REJECT_REASONS,
+    Complaint,
+    DmarcRecord,
+    DmarcReport,
+    Rejected,
+    Report,
+    TlsPolicy,
+    TlsReport,
 )  # fmt: skip
 from mailpulse.parsers.reports.top import Limits, parse_file, parse_message
 

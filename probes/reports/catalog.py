@@ -40,10 +40,10 @@ REPORTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 NAMES = tuple(name for name, _ in REPORTERS)
 
 
-def make_reporter_label(extra: Mapping[str, Sequence[str]] = {}) -> Callable[[str], str]:  # noqa: B006
+def make_reporter_label(extra: Mapping[str, Sequence[str]] | None = None) -> Callable[[str], str]:
     """A function from a reporter's name or address (or domain) to its label; ``extra`` (from the config)
     is tried first."""
-    table = [(name, tuple(s.lower() for s in subs)) for name, subs in extra.items()] + list(REPORTERS)
+    table = [(name, tuple(s.lower() for s in subs)) for name, subs in (extra or {}).items()] + list(REPORTERS)
     cache: dict[str, str] = {}
 
     def label(reporter: str) -> str:

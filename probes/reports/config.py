@@ -20,7 +20,7 @@ KEY_DOCS: dict[str, str] = {
     "reports.domains": "Your header-from domains: the `domain` label (a subdomain counts as its domain); "
     "any other domain is `other`. Without any, the first 20 domains seen are labels.",
     "reports.authorized_networks": "Addresses and networks (CIDR) that send your mail: a DMARC record from one "
-    "of them is `source=\"authorized\"`; others are `forwarder` or `unknown` ([source classes]"
+    'of them is `source="authorized"`; others are `forwarder` or `unknown` ([source classes]'
     "(reports.md#source-classes)).",
     "reports.reporters": "Reporters to label by name besides the built-in catalogue (tried first).",
     "reports.reporters[].name": "The `reporter` label.",

@@ -87,7 +87,9 @@ LABEL_SETS = label_sets(
     FAMILIES,
     {
         "reporter": named("reports.reporters[].name", *NAMES, OTHER),
-        "domain": named("reports.domains", OTHER),
+        "domain": bounded(
+            DOMAIN_CAP, "the names in `reports.domains`; without any, the header-from domains seen", OTHER
+        ),
         "disposition": enum((*DISPOSITIONS, OTHER)),
         "dkim": enum(("pass", "fail", OTHER)),
         "spf": enum(("pass", "fail", OTHER)),
