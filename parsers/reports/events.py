@@ -36,7 +36,7 @@ QUIRKS = (
     "bad_record",  # a record without a readable count (skipped, the rest of the report counts)
     "naive_datetime",  # a TLS-RPT datetime without a zone (read as UTC)
     "mx_host_string",  # a TLS-RPT mx-host given as a string instead of a list
-    "failure_count_mismatch",  # a TLS-RPT summary whose failure count differs from its details
+    "failure_count_mismatch",  # TLS-RPT failure details adding up to more than the summary's failure count
     "base64_feedback",  # an ARF message/feedback-report part in base64
 )
 

@@ -2,8 +2,8 @@
 
 Read as the RFC says, plus what reporters send instead: ``mx-host`` as a string (``mx_host_string``),
 datetimes without a zone (``naive_datetime``, read as UTC), failure details that do not add up to the
-summary's failure count (``failure_count_mismatch``: the details are counted, and a summary count above
-their sum is counted as result ``unspecified``). Policy and result types outside the RFC's sets are
+summary's failure count (``failure_count_mismatch`` when they add up to more: the details are counted; a
+summary count above their sum is counted as result ``unspecified``, details being optional). Policy and result types outside the RFC's sets are
 ``other``.
 """
 
@@ -123,12 +123,11 @@ def _policy(entry: object, quirks: set[str]) -> TlsPolicy | None:
             continue
         result = _enum(detail.get("result-type"), RESULT_TYPES)
         failures[result] = failures.get(result, 0) + n
-    if sum(failures.values()) != failed and (failures or failed):
-        if failures:
-            quirks.add("failure_count_mismatch")
-        rest = failed - sum(failures.values())
-        if rest > 0:
-            failures["unspecified"] = rest
+    detailed = sum(failures.values())
+    if detailed > failed:  # details are optional and may be partial, never more than the total
+        quirks.add("failure_count_mismatch")
+    elif failed > detailed:
+        failures["unspecified"] = failed - detailed
     domain = policy.get("policy-domain")
     return TlsPolicy(_enum(policy.get("policy-type"), POLICY_TYPES),
                      domain.strip().lower() if isinstance(domain, str) else "", ok, failed,
