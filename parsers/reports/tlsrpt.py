@@ -3,8 +3,8 @@
 Read as the RFC says, plus what reporters send instead: ``mx-host`` as a string (``mx_host_string``),
 datetimes without a zone (``naive_datetime``, read as UTC), failure details that do not add up to the
 summary's failure count (``failure_count_mismatch`` when they add up to more: the details are counted; a
-summary count above their sum is counted as result ``unspecified``, details being optional). Policy and result types outside the RFC's sets are
-``other``.
+summary count above their sum is counted as result ``unspecified``, details being optional). Policy and
+result types outside the RFC's sets are ``other``.
 """
 
 from __future__ import annotations

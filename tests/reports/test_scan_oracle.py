@@ -228,7 +228,10 @@ def test_scan_counts_equal_an_independent_reading(tmp_path: Path) -> None:
     }
     assert oracle.rejected == sum(got["mailpulse_reports_rejected_total"].values())
     assert oracle.duplicates == sum(got["mailpulse_reports_duplicates_total"].values())
-    assert oracle.messages and oracle.sessions and oracle.complaints and oracle.rejected >= 7
+    assert oracle.messages
+    assert oracle.sessions
+    assert oracle.complaints
+    assert oracle.rejected >= 7
 
 
 def test_a_second_copy_of_the_directory_adds_nothing(tmp_path: Path) -> None:
