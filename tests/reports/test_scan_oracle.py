@@ -7,7 +7,9 @@ plain string edits, and labels reporters from a table of the fixtures' own sende
 
 from __future__ import annotations
 
+import base64
 import email
+import email.message
 import email.policy
 import io
 import ipaddress
@@ -162,12 +164,12 @@ class Oracle:
             ctype = part.get_content_type()
             if ctype == "message/feedback-report":
                 found = True
-                raw = part.as_bytes().split(b"\n\n", 1)[1] if not part.is_multipart() else b""
-                if part.is_multipart():
-                    raw = part.get_payload()[0].as_bytes()
+                payload = part.get_payload()
+                first = payload[0] if isinstance(payload, list) else None
+                raw = (
+                    first.as_bytes() if isinstance(first, email.message.Message) else part.as_bytes().split(b"\n\n")[1]
+                )
                 if part.get("Content-Transfer-Encoding", "").lower() == "base64":
-                    import base64
-
                     raw = base64.b64decode(b"".join(raw.split()))
                 fields = email.message_from_bytes(raw)
                 sender = str(msg["From"]).split("@")[1].strip(">")
@@ -176,7 +178,9 @@ class Oracle:
                     self.complaints[(REPORTER_BY_DOMAIN.get(sender, "other"), ftype)] += 1
             elif not part.is_multipart() and (part.get_filename() or ctype.startswith("application/")):
                 found = True
-                self.blob(part.get_payload(decode=True))
+                blob = part.get_payload(decode=True)
+                assert isinstance(blob, bytes)
+                self.blob(blob)
         if not found:
             self.rejected += 1
 

@@ -1,0 +1,101 @@
+"""The de-duplication memory (persisted, bounded, expiring) and the ``reports:`` section's checks."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from mailpulse import parse_config
+from mailpulse.exporter.configtools import ConfigError
+from mailpulse.exporter.feature import Context
+from mailpulse.probes.reports.dedup import SeenReports, report_key
+from mailpulse.probes.reports.feature import Reports
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reports"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_memory_survives_a_restart_and_expires(tmp_path: Path) -> None:
+    clock = Clock()
+    path = str(tmp_path / "seen.json")
+    seen = SeenReports(ttl=86400, max_entries=10, path=path, now=clock)
+    key = report_key("dmarc", "Google.com", "123")
+    seen.add(key)
+    seen.save()
+    again = SeenReports(ttl=86400, max_entries=10, path=path, now=clock)
+    assert again.load() is None
+    assert again.seen(key)
+    assert again.seen(report_key("dmarc", "google.com ", "123"))  # reporter case and spaces do not matter
+    clock.t += 86401
+    assert not again.seen(key)
+    later = SeenReports(ttl=86400, max_entries=10, path=path, now=clock)
+    assert later.load() is None
+    assert 0 == len(later)
+
+
+def test_memory_is_capped_oldest_first(tmp_path: Path) -> None:
+    seen = SeenReports(ttl=1e9, max_entries=3, path=None)
+    for i in range(5):
+        seen.add(str(i))
+    assert [False, False, True, True, True] == [seen.seen(str(i)) for i in range(5)]
+
+
+def test_a_corrupt_memory_is_reported_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "seen.json"
+    path.write_text("{not json")
+    seen = SeenReports(ttl=1e9, max_entries=3, path=str(path))
+    assert seen.load() is not None
+    seen.add("x")
+    seen.save()
+    assert SeenReports(ttl=1e9, max_entries=3, path=str(path)).load() is None
+
+
+def test_the_feature_counts_a_report_once_across_restarts(tmp_path: Path) -> None:
+    """Two processes' worth of the feature (a restart) reading the same mail: the second adds only a duplicate."""
+    data = (FIXTURES / "own/dmarc-octet-stream.eml").read_bytes()
+    config = parse_config({"state_dir": str(tmp_path), "reports": {"domains": ["example.com"]}})
+    for run in range(2):
+        feature = Reports()
+        lock = threading.Lock()
+        section = config.section(feature)
+        feature.configure(section, Context(lock, str(tmp_path)))
+        from mailpulse.probes.reports.feature import limits_of
+        from mailpulse.probes.reports.ingest import Ingestor
+
+        assert feature.seen is not None
+        ingestor = Ingestor(feature.metrics, feature.seen, lock, limits_of(section))  # type: ignore[arg-type]
+        outcome = ingestor.ingest_message(data)
+        assert ingestor.save()
+        values = feature.metrics.store.values
+        assert (1 - run, run) == (outcome.ingested, outcome.duplicates)
+        assert (0 if run else 22) == sum(values["mailpulse_dmarc_messages_total"].values())
+    assert os.path.exists(tmp_path / "reports-seen.json")
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        ({"authorized_networks": ["192.0.2.0/33"]}, "reports.authorized_networks[0]: '192.0.2.0/33' is not an IP"),
+        ({"reporters": [{"name": "google", "match": ["x"]}]}, "reports.reporters[0].name: 'google' is a built-in"),
+        ({"reporters": [{"name": "acme"}]}, "reports.reporters[0].match: needs at least one substring"),
+        ({"mailboxes": [{"name": "m", "host": "h", "tls": "none", "username": "u", "password": "p"}]},
+         "reports.mailboxes[0].tls: must be one of implicit, starttls"),
+        ({"mailboxes": [{"name": "m", "host": "h", "tls": "implicit", "username": "u", "password": "p",
+                         "processed_folder": "INBOX"}]}, "reports.mailboxes[0].processed_folder: folder, processed"),
+        ({"dedup_ttl": "1h"}, "reports.dedup_ttl"),
+    ],
+)  # fmt: skip
+def test_bad_config_names_the_key(section: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"reports": section})
+    assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
