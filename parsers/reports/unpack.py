@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
-_STEP = 1 << 20  # bytes of compressed input handed to zlib at a time
+_STEP = 1 << 20  # most bytes zlib produces in one call
 _WHITESPACE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
 
@@ -65,19 +65,17 @@ def gunzip(data: bytes, limit: int) -> Unpacked:
     while rest:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         pending = rest
-        while True:
-            try:
-                chunk = d.decompress(pending, limit + 1 - size)
+        while not d.eof:
+            try:  # at most _STEP bytes out per call: zlib's output buffer never grows past that
+                chunk = d.decompress(pending, min(_STEP, limit + 1 - size))
             except zlib.error:
                 return Unpacked(reason="bad_gzip")
             size += len(chunk)
             if size > limit:
                 return Unpacked(reason="too_large")
             out.append(chunk)
-            if d.eof:
-                break
             pending = d.unconsumed_tail
-            if not pending:  # all input consumed, stream not finished: cut short
+            if not chunk and not pending:  # all input consumed, stream not finished: cut short
                 return Unpacked(reason="bad_gzip")
         rest = d.unused_data
         if rest and rest[:2] != GZIP_MAGIC:
