@@ -21,7 +21,6 @@ import base64
 import gzip
 import io
 import json
-import os
 import random
 import resource
 import subprocess
@@ -92,12 +91,15 @@ def write_reports(root: Path, n: int) -> int:
             name, data = f"r{i}.json.gz", gzip.compress(tlsrpt(rng, i).encode(), mtime=0)
         else:
             attachment = base64.encodebytes(gzip.compress(dmarc(rng, i).encode(), mtime=0)).decode()
-            name, data = f"r{i}.eml", (
-                "From: dmarcreport@microsoft.com\r\nTo: rua@example.com\r\nSubject: Report\r\n"
-                f"Message-ID: <{i}@bench>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
-                "--b\r\nContent-Type: text/plain\r\n\r\nreport\r\n--b\r\nContent-Type: application/octet-stream; "
-                f'name="r{i}.xml.gz"\r\nContent-Transfer-Encoding: base64\r\n\r\n{attachment}\r\n--b--\r\n'
-            ).encode()
+            name, data = (
+                f"r{i}.eml",
+                (
+                    "From: dmarcreport@microsoft.com\r\nTo: rua@example.com\r\nSubject: Report\r\n"
+                    f"Message-ID: <{i}@bench>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+                    "--b\r\nContent-Type: text/plain\r\n\r\nreport\r\n--b\r\nContent-Type: application/octet-stream; "
+                    f'name="r{i}.xml.gz"\r\nContent-Transfer-Encoding: base64\r\n\r\n{attachment}\r\n--b--\r\n'
+                ).encode(),
+            )
         (root / name).write_bytes(data)
         total += len(data)
     return total
@@ -108,7 +110,6 @@ def scan_child(root: Path) -> tuple[float, float, str]:
     proc = subprocess.Popen([sys.executable, "-m", "mailpulse", "scan", "--no-progress", "--reports", str(root)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     out, err = proc.communicate()
-    _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
     elapsed = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if proc.returncode:
@@ -137,9 +138,10 @@ def bombs(root: Path, mib: int) -> dict[str, Path]:
     gz = root / "bomb.xml.gz"
     gz.write_bytes(b"".join([*(c.compress(chunk) for _ in range(mib)), c.flush()]))
     zp = root / "bomb.zip"
-    with zipfile.ZipFile(zp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z, z.open(
-        "bomb.xml", "w", force_zip64=True
-    ) as f:
+    with (
+        zipfile.ZipFile(zp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z,
+        z.open("bomb.xml", "w", force_zip64=True) as f,
+    ):
         for _ in range(mib):
             f.write(chunk)
     lol = root / "laughs.xml"

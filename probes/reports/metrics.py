@@ -39,8 +39,8 @@ DMARC_REPORTS = Family(
 )  # fmt: skip
 TLS_SESSIONS = Family(
     "mailpulse_tlsrpt_sessions_total",
-    "TLS sessions receivers reported in SMTP TLS reports, by reporter, policy type and result (`success`, or "
-    "the failure's result type).", Kind.COUNTER, ("reporter", "policy_type", "result"),
+    "TLS sessions receivers reported in SMTP TLS reports, by reporter, policy domain, policy type and result "
+    "(`success`, or the failure's result type).", Kind.COUNTER, ("reporter", "domain", "policy_type", "result"),
 )  # fmt: skip
 COMPLAINTS = Family(
     "mailpulse_arf_complaints_total", "ARF feedback reports (complaints) received, by reporter and feedback type.",
@@ -202,8 +202,9 @@ class ReportMetrics:
         self._period("tlsrpt", reporter, report.end, report.plausible_dates)
         sessions = self.store[TLS_SESSIONS]
         for p in report.policies:
+            domain = self.domain(p.domain)
             for result, n in (("success", p.successful), *p.failures):
-                key = (reporter, p.policy_type, result)
+                key = (reporter, domain, p.policy_type, result)
                 sessions[key] = sessions.get(key, 0) + n
 
     # -- mailboxes ----------------------------------------------------------------------------------------

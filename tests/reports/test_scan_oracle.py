@@ -148,14 +148,16 @@ class Oracle:
         reporter = REPORTER_BY_ORG[doc["organization-name"]]
         for p in doc["policies"]:
             ptype = p["policy"]["policy-type"].lower()
-            self.sessions[(reporter, ptype, "success")] += p["summary"]["total-successful-session-count"]
+            pdomain = p["policy"]["policy-domain"].lower()
+            domain = next((d for d in DOMAINS if pdomain == d or pdomain.endswith("." + d)), "other")
+            self.sessions[(reporter, domain, ptype, "success")] += p["summary"]["total-successful-session-count"]
             detailed = 0
             for d in p.get("failure-details", []):
-                self.sessions[(reporter, ptype, d["result-type"])] += d["failed-session-count"]
+                self.sessions[(reporter, domain, ptype, d["result-type"])] += d["failed-session-count"]
                 detailed += d["failed-session-count"]
             rest = p["summary"]["total-failure-session-count"] - detailed
             if rest > 0:
-                self.sessions[(reporter, ptype, "unspecified")] += rest
+                self.sessions[(reporter, domain, ptype, "unspecified")] += rest
 
     def mail(self, data: bytes) -> None:
         msg = email.message_from_bytes(data, policy=email.policy.default)
@@ -225,7 +227,10 @@ def test_scan_counts_equal_an_independent_reading(tmp_path: Path) -> None:
         only(oracle.messages, ("reporter", "domain", "disposition", "dkim", "spf", "source"))
         == nonzero["mailpulse_dmarc_messages_total"]
     )
-    assert only(oracle.sessions, ("reporter", "policy_type", "result")) == nonzero["mailpulse_tlsrpt_sessions_total"]
+    assert (
+        only(oracle.sessions, ("reporter", "domain", "policy_type", "result"))
+        == nonzero["mailpulse_tlsrpt_sessions_total"]
+    )
     assert only(oracle.complaints, ("reporter", "feedback_type")) == nonzero["mailpulse_arf_complaints_total"]
     assert {f"kind={k}": n for k, n in oracle.ingested.items()} == {
         lk[0]: n for lk, n in nonzero["mailpulse_reports_ingested_total"].items()
