@@ -28,6 +28,9 @@ KEY_DOCS: dict[str, str] = {
     "reports.dedup_ttl": "How long a (reporter, report id) is remembered, so a report read twice (a re-sent mail, "
     "a re-read folder) counts once. Kept in `state_dir/reports-seen.json` across restarts.",
     "reports.dedup_max_entries": "At most this many remembered reports (the oldest are forgotten first).",
+    "reports.new_series_delay": "A counter series that a report creates is exported as 0 for this long before "
+    "its value, so that Prometheus's increase() sees the report's count (it ignores a series' first sample): at "
+    "least two scrape intervals ([why](reports.md#counting-at-ingest)).",
     "reports.max_input_bytes": "Largest mail or file read; bigger ones are rejected (`too_large`).",
     "reports.max_report_bytes": "Largest report after decompression (zip bombs stop here, `too_large`).",
     "reports.max_records": "Most records (DMARC) or policies (TLS-RPT) in one report.",
@@ -75,6 +78,7 @@ class ReportsConfig:
     max_input_bytes: int = 25 << 20
     max_report_bytes: int = 20 << 20
     max_records: int = 100_000
+    new_series_delay: float = 120.0
     mailboxes: tuple[MailboxConfig, ...] = field(default=())
 
 
@@ -100,6 +104,7 @@ def parse_reports(node: Node) -> ReportsConfig:
         max_input_bytes=node.integer("max_input_bytes", 25 << 20, minimum=1 << 16, maximum=1 << 30),
         max_report_bytes=node.integer("max_report_bytes", 20 << 20, minimum=1 << 16, maximum=1 << 30),
         max_records=node.integer("max_records", 100_000, minimum=1, maximum=10_000_000),
+        new_series_delay=node.duration("new_series_delay", 120.0),
         mailboxes=tuple(mailboxes),
     )  # fmt: skip
 

@@ -107,6 +107,7 @@ class Reports(Feature[ReportsConfig | None]):
         config = config or ReportsConfig()
         lock = threading.Lock()
         self.metrics.configure(config)
+        self.metrics.new_series_delay = 0.0  # one exposition, nobody scrapes a 0 first
         ingestor = Ingestor(self.metrics, SeenReports(config.dedup_ttl, 10**9), lock, limits_of(config))
         for path in report_files(paths):
             try:

@@ -8,12 +8,13 @@ of each reporter covered (docs/reports.md explains the queries).
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.core import Metric
 
 from mailpulse.exporter.metrics.family import Family, Kind, bounded, enum, label_sets, named
-from mailpulse.exporter.metrics.store import CappedLabels, Store
+from mailpulse.exporter.metrics.store import CappedLabels, Labels, Store
 from mailpulse.parsers.reports import KINDS, QUIRKS, REJECT_REASONS, Complaint, DmarcReport, Rejected, TlsReport
 from mailpulse.parsers.reports.dmarc import DISPOSITIONS
 from mailpulse.parsers.reports.tlsrpt import POLICY_TYPES, RESULT_TYPES
@@ -132,10 +133,13 @@ class ReportMetrics:
 
     families = FAMILIES
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
         self.store = Store(FAMILIES)
         self.mailboxes: tuple[str, ...] = ()
         self.seen_entries = 0
+        self._now = now
+        self._first_shown: dict[tuple[str, Labels], float] = {}  # counter series -> when first exported
+        self.new_series_delay = 0.0
         self.configure(ReportsConfig())
 
     def configure(self, config: ReportsConfig) -> None:
@@ -145,6 +149,7 @@ class ReportMetrics:
         self.domains = config.domains
         self._open_domains = CappedLabels(DOMAIN_CAP)
         self.source_class = make_source_class(config.networks)
+        self.new_series_delay = config.new_series_delay
         names = tuple(m.name for m in config.mailboxes)
         if names != self.mailboxes:  # mailboxes that left the config leave /metrics
             for fam in (MAILBOX_UP, MAILBOX_ERRORS, MAILS):
@@ -221,6 +226,25 @@ class ReportMetrics:
         self.store.inc(STATE_ERRORS)
 
     def collect(self) -> Iterator[Metric]:
+        """Every family; a counter series is shown as 0 for ``new_series_delay`` after its first export.
+
+        A report makes a series appear with its whole count at once (a reporter's first report of the
+        day), and Prometheus's increase() and rate() see nothing in a series' first sample: they need a 0
+        before it. So a new series is exported at 0 first and with its value once Prometheus has had time to
+        scrape the 0 (docs/reports.md)."""
         self.store[SEEN][()] = float(self.seen_entries)
-        zeros = {MAILBOX_UP: [(m,) for m in self.mailboxes if (m,) not in self.store[MAILBOX_UP]]}
-        yield from self.store.collect(zeros)
+        up = self.store[MAILBOX_UP]
+        for name in self.mailboxes:
+            up.setdefault((name,), 0.0)  # a configured mailbox shows (as down) before its first connection
+        now = self._now()
+        delay = self.new_series_delay
+        first = self._first_shown
+        for family in FAMILIES:
+            values = self.store[family]
+            if family.kind is Kind.COUNTER and delay > 0:
+                shown = {}
+                for labels, value in values.items():
+                    since = first.setdefault((family.name, labels), now)
+                    shown[labels] = value if now - since >= delay else 0.0
+                values = shown
+            yield family.from_values(values)

@@ -18,25 +18,12 @@ import yaml
 
 from lab.envfile import LabEnv
 from lab.layout import POSTMASTER
-from lab.traffic.smtp import MX_EXTERNAL, send
 from tests.helpers import free_port, scrape, value, wait_for
+from tests.lab.reports_mail import BAD_MAIL, EML, FAILED, OWN, PROCESSED, mailbox, send_all
 
 pytestmark = [pytest.mark.lab]
 REPO = Path(__file__).resolve().parents[2]
-OWN = REPO / "tests" / "fixtures" / "reports" / "own"
-GOOD = ("dmarc-octet-stream.eml", "tlsrpt-google.eml", "arf-base64-mixed.eml")
-# a mail whose attachment is no report (the fixture bad-no-report.eml scores high enough at the lab MX to be
-# greylisted, so the failed case is built here from the lab's well-configured outside sender)
-BAD_MAIL = (
-    b"From: reports@sender.test\r\nTo: postmaster@example.test\r\nSubject: Report Domain: example.com "
-    b"Submitter: sender.test Report-ID: 42\r\nMessage-ID: <bad-42@sender.test>\r\n"
-    b"Date: Mon, 01 Dec 2025 06:00:00 +0000\r\nMIME-Version: 1.0\r\n"
-    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
-    b"The aggregate report is attached.\r\n--b\r\nContent-Type: application/xml; name=report.xml\r\n"
-    b"Content-Disposition: attachment; filename=report.xml\r\n\r\n<html><body>not a report</body></html>"
-    b"\r\n--b--\r\n"
-)
-PROCESSED, FAILED = "Reports/Processed", "Reports/Failed"
+GOOD = EML
 
 
 def imap(env: LabEnv) -> imaplib.IMAP4_SSL:
@@ -81,19 +68,15 @@ def test_reports_over_imap_idle_are_counted_moved_and_not_counted_twice(mail_lab
     config.write_text(yaml.safe_dump({
         "log": {"level": "info", "format": "json"}, "state_dir": str(tmp_path / "state"),
         "http": {"listen": f"127.0.0.1:{port}"},
-        "reports": {"domains": ["example.com"], "authorized_networks": ["192.0.2.0/24"], "mailboxes": [{
-            "name": "rua", "host": env["LAB_HOST"], "port": int(env["LAB_IMAPS_PORT"]), "tls": "implicit",
-            "ca_file": env["LAB_CA_FILE"], "username": POSTMASTER, "password_file": env["LAB_PASSWORD_FILE"],
-            "folder": "INBOX", "processed_folder": PROCESSED, "failed_folder": FAILED, "watch": "idle"}]},
+        "reports": {"domains": ["example.com"], "authorized_networks": ["192.0.2.0/24"],
+                    "new_series_delay": "0s", "mailboxes": [mailbox(env)]},
     }))  # fmt: skip
     config.chmod(0o600)
     proc = start(config)
     try:
         wait_for(lambda: value(scrape(port), "mailpulse_reports_mailbox_up", mailbox="rua") == 1, 30)
         time.sleep(0.5)  # in IDLE by now: what follows arrives as a push, not at a start-up scan
-        for name, data in [*((n, (OWN / n).read_bytes()) for n in GOOD), ("bad", BAD_MAIL)]:
-            reply = send(env, MX_EXTERNAL, "reports@sender.test", [POSTMASTER], data)
-            assert reply.accepted, f"{name}: {reply}"
+        send_all(env, [*((n, (OWN / n).read_bytes()) for n in GOOD), ("bad", BAD_MAIL)])
 
         def moved() -> bool:
             s = scrape(port)

@@ -99,3 +99,29 @@ def test_bad_config_names_the_key(section: dict[str, object], problem: str) -> N
     with pytest.raises(ConfigError) as info:
         parse_config({"reports": section})
     assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
+
+
+def test_a_new_series_is_exported_at_zero_first() -> None:
+    """A report's counts show as 0 at first (Prometheus's increase() ignores a series' first sample), and with
+    their value once new_series_delay has passed; later increments of a shown series show at once."""
+    from mailpulse.parsers.reports import parse_file
+    from mailpulse.probes.reports.config import ReportsConfig
+    from mailpulse.probes.reports.metrics import ReportMetrics
+
+    clock = Clock()
+    metrics = ReportMetrics(now=clock)
+    metrics.configure(ReportsConfig(new_series_delay=60.0))
+
+    def messages() -> float:
+        fam = next(f for f in metrics.collect() if f.name == "mailpulse_dmarc_messages")
+        return sum(s.value for s in fam.samples if s.name.endswith("_total"))
+
+    report = parse_file((FIXTURES / "own/dmarc-missing-sp-pct.xml").read_bytes(), clock.t)[0]
+    metrics.count(report)  # type: ignore[arg-type]
+    assert 0 == messages()
+    clock.t += 59
+    assert 0 == messages()
+    clock.t += 1
+    assert 8 == messages()
+    metrics.count(report)  # type: ignore[arg-type]
+    assert 16 == messages()
