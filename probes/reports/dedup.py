@@ -72,10 +72,24 @@ class SeenReports:
             del self._expiry[k]
         self.dirty = self.dirty or bool(stale)
 
-    def save(self) -> None:
-        """Write the memory if it changed; raises OSError (the caller counts it and keeps going)."""
+    def snapshot(self) -> dict[str, float] | None:
+        """A copy to save (taken under the caller's lock), or None when nothing changed; marks it saved."""
         if self.path is None or not self.dirty:
-            return
+            return None
         self.prune()
-        write_atomic(self.path, json.dumps({"version": VERSION, "entries": self._expiry}, separators=(",", ":")))
         self.dirty = False
+        return dict(self._expiry)
+
+    def write(self, entries: dict[str, float]) -> None:
+        """Write a snapshot (outside the lock); raises OSError (the caller counts it and keeps going)."""
+        if self.path is not None:
+            write_atomic(self.path, json.dumps({"version": VERSION, "entries": entries}, separators=(",", ":")))
+
+    def save(self) -> None:
+        entries = self.snapshot()
+        if entries is not None:
+            try:
+                self.write(entries)
+            except OSError:
+                self.dirty = True
+                raise

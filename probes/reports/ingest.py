@@ -83,11 +83,15 @@ class Ingestor:
 
     def save(self) -> bool:
         """Save the de-duplication memory (if it changed); False (and counted) when it cannot be written."""
+        with self.lock:  # the copy under the lock, the JSON and the write outside it (a scrape waits for neither)
+            entries = self.seen.snapshot()
+        if entries is None:
+            return True
         try:
-            with self.lock:
-                self.seen.save()
+            self.seen.write(entries)
         except OSError as exc:
             with self.lock:
+                self.seen.dirty = True  # tried again with the next batch
                 self.metrics.state_write_failed()
             log.warning("cannot save the report de-duplication memory", path=self.seen.path, error=str(exc))
             return False

@@ -41,6 +41,7 @@ class ReportMailbox:
         self.up = False
         self.reason = "starting"
         self.passes = 0  # finished passes over the folder (tests wait on it)
+        self._skip: set[int] = set()  # UIDs the server gave no body for, this session: not asked again
 
     def _state(self, up: bool, reason: str = "") -> None:
         if up != self.up or reason:
@@ -55,6 +56,7 @@ class ReportMailbox:
         ctx = imap_context(self.config.imap)
         while not stop.is_set():
             session = ImapSession(self.config.imap, ctx, self.tokens)
+            self._skip = set()
             try:
                 await session.open()
                 folder = await self._prepare(session)
@@ -108,7 +110,7 @@ class ReportMailbox:
 
     async def _pass(self, session: ImapSession) -> bool:
         """Handle up to CHUNK messages of the folder; True if there were any."""
-        uids = (await session.uid_search("ALL"))[:CHUNK]
+        uids = [u for u in await session.uid_search("ALL") if u not in self._skip][:CHUNK]
         if not uids:
             return False
         sizes = {i.uid: i.size for i in await session.uid_fetch(",".join(map(str, uids)), "(UID RFC822.SIZE)")}
@@ -121,8 +123,9 @@ class ReportMailbox:
             else:
                 items = await session.uid_fetch(str(uid), "(UID BODY.PEEK[])")
                 raw = items[0].section("BODY[]") if items else None
-                if raw is None:
-                    continue  # gone meanwhile (another client moved it)
+                if raw is None:  # gone meanwhile (another client moved it): never loop on it
+                    self._skip.add(uid)
+                    continue
                 outcome = await asyncio.to_thread(self.ingestor.ingest_message, raw)
             moves["processed" if outcome.ok else "failed"].append(uid)
         await asyncio.to_thread(self.ingestor.save)

@@ -116,3 +116,51 @@ def test_reports_over_imap_idle_are_counted_moved_and_not_counted_twice(mail_lab
     finally:
         stop(proc)
         conn.logout()
+
+
+@pytest.mark.timeout(90)
+def test_starttls_polling_mailbox_and_an_xoauth2_mailbox_the_server_refuses(mail_lab: LabEnv, tmp_path: Path) -> None:
+    """A mailbox over STARTTLS (port 143) in poll mode ingests and moves; one with an XOAUTH2 token (the lab's
+    Dovecot has no OAuth2 backend, so it refuses the token) is down with reason imap_auth, and /health says so."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    env = mail_lab
+    conn = imap(env)
+    for folder in ("INBOX", PROCESSED, FAILED):
+        empty(conn, folder)
+    token = tmp_path / "token"
+    token.write_text("not-a-valid-token\n")
+    token.chmod(0o600)
+    port = free_port()
+    config = tmp_path / "mailpulse.yaml"
+    xo = {k: v for k, v in mailbox(env, name="xo").items() if k != "password_file"}
+    config.write_text(yaml.safe_dump({
+        "log": {"level": "info", "format": "json"}, "state_dir": str(tmp_path / "state"),
+        "http": {"listen": f"127.0.0.1:{port}"},
+        "reports": {"new_series_delay": "0s", "mailboxes": [
+            mailbox(env, name="plain143", port=int(env["LAB_IMAP_PORT"]), tls="starttls", watch="poll",
+                    poll_interval="1s"),
+            {**xo, "xoauth2": {"token_file": str(token)}}]},
+    }))  # fmt: skip
+    config.chmod(0o600)
+    proc = start(config)
+    try:
+        wait_for(lambda: value(scrape(port), "mailpulse_reports_mailbox_up", mailbox="plain143") == 1, 30)
+        send_all(env, [("arf", (OWN / "arf-yahoo.eml").read_bytes())])
+        wait_for(lambda: value(scrape(port), "mailpulse_reports_mails_total", mailbox="plain143") == 1, 30)
+        s = scrape(port)
+        assert 1 == value(s, "mailpulse_arf_complaints_total", reporter="yahoo", feedback_type="abuse")
+        assert 0 == value(s, "mailpulse_reports_mailbox_up", mailbox="xo")
+        assert value(s, "mailpulse_reports_mailbox_errors_total", mailbox="xo", reason="imap_auth") >= 1
+        with pytest.raises(urllib.error.HTTPError) as info:  # 503: degraded
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+        assert 503 == info.value.code
+        health = json.loads(info.value.read())
+        assert "imap_auth" in json.dumps(health["reports"])
+        assert (0, 1) == (count(conn, "INBOX"), count(conn, PROCESSED))
+    finally:
+        err = stop(proc)
+        conn.logout()
+    assert "not-a-valid-token" not in err
