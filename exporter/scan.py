@@ -110,7 +110,7 @@ def scan(
     for feature in features:
         section = sections[feature.name] if sections and feature.name in sections else feature.absent()
         formats.update((fmt.name, fmt) for fmt in feature.formats(section))
-        if feature.format_names:
+        if feature.format_names and jobs:  # `scan --reports` alone prints no empty log families
             parts.extend(feature.parts())
     for feature, flag, paths in inputs:
         section = sections[feature.name] if sections and feature.name in sections else feature.absent()

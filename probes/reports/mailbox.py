@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 
 import structlog
@@ -34,6 +35,8 @@ class ReportMailbox:
     def __init__(self, config: MailboxConfig, ingestor: Ingestor, metrics: ReportMetrics,
                  lock: threading.Lock) -> None:  # fmt: skip
         self.config = config
+        # the session refuses literals over 4x max_fetch_bytes as not IMAP: let it take what may be counted
+        self.imap = dataclasses.replace(config.imap, max_fetch_bytes=ingestor.limits.max_input_bytes)
         self.ingestor = ingestor
         self.metrics = metrics
         self.lock = lock
@@ -53,9 +56,9 @@ class ReportMailbox:
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 1.0
-        ctx = imap_context(self.config.imap)
+        ctx = imap_context(self.imap)
         while not stop.is_set():
-            session = ImapSession(self.config.imap, ctx, self.tokens)
+            session = ImapSession(self.imap, ctx, self.tokens)
             self._skip = set()
             try:
                 await session.open()
@@ -90,7 +93,7 @@ class ReportMailbox:
         return folder
 
     async def _watch(self, session: ImapSession, folder: Folder, stop: asyncio.Event) -> None:
-        t = self.config.imap
+        t = self.imap
         use_idle = t.watch == "idle" and "IDLE" in session.capabilities
         wake = asyncio.Event()
         while not stop.is_set():

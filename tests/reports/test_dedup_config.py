@@ -117,11 +117,11 @@ def test_a_new_series_is_exported_at_zero_first() -> None:
         return sum(s.value for s in fam.samples if s.name.endswith("_total"))
 
     report = parse_file((FIXTURES / "own/dmarc-missing-sp-pct.xml").read_bytes(), clock.t)[0]
-    metrics.count(report)  # type: ignore[arg-type]
+    metrics.count(report)
     assert 0 == messages()
     clock.t += 59
     assert 0 == messages()
     clock.t += 1
     assert 8 == messages()
-    metrics.count(report)  # type: ignore[arg-type]
+    metrics.count(report)
     assert 16 == messages()
