@@ -125,3 +125,38 @@ def test_a_new_series_is_exported_at_zero_first() -> None:
     assert 8 == messages()
     metrics.count(report)
     assert 16 == messages()
+
+
+def test_every_emitted_label_value_is_declared() -> None:
+    """Over every fixture (and a mutated copy of each), each label value is in its declared set: an enum
+    value, a configured or catalogue name, `other`; never an IP, a report id or free text."""
+    import random
+
+    from mailpulse.parsers.reports import Rejected, parse_file
+    from mailpulse.probes.reports.config import ReportsConfig
+    from mailpulse.probes.reports.metrics import FAMILIES, LABEL_SETS, ReportMetrics
+
+    metrics = ReportMetrics()
+    metrics.configure(ReportsConfig(domains=("example.com",), reporters=(("acme", ("acme",)),)))
+    rng = random.Random(7)
+    for path in sorted(FIXTURES.rglob("*")):
+        if not path.is_file() or path.suffix == ".py":
+            continue
+        data = path.read_bytes()
+        mutated = bytearray(data)
+        for _ in range(5):
+            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        for blob in (data, bytes(mutated)):
+            for result in parse_file(blob, 1767225600.0):
+                metrics.count(result, duplicate=False)
+                assert isinstance(result, Rejected) or result.kind in ("dmarc", "tlsrpt", "arf")
+    configured = {"reports.domains": {"example.com"}, "reports.reporters[].name": {"acme"}}
+    for family in metrics.collect():
+        declared = next(f for f in FAMILIES if f.name.removesuffix("_total") == family.name)
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                spec = LABEL_SETS[(declared.name, label)]
+                allowed = set(spec.values) | configured.get(spec.config, set())
+                if spec.kind == "bounded":
+                    allowed |= {"example.com"}
+                assert value in allowed, (declared.name, label, value)
