@@ -254,3 +254,16 @@ def test_a_second_copy_of_the_directory_adds_nothing(tmp_path: Path) -> None:
         once["mailpulse_reports_duplicates_total"].values()
     )
     assert ingested + sum(once["mailpulse_reports_duplicates_total"].values()) == extra_dupes
+
+
+def test_scan_of_a_missing_path_fails_and_says_so(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert 1 == main(["scan", "--no-progress", "--reports", str(tmp_path / "nope.xml")], out=out, err=err)
+    assert "nope.xml" in err.getvalue()
+    assert "" == out.getvalue()
+
+
+def test_scan_without_inputs_names_the_reports_flag() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert 2 == main(["scan"], out=out, err=err)
+    assert "--reports PATH..." in err.getvalue()
