@@ -56,7 +56,17 @@ KEY_DOCS: dict[str, str] = {
     "reports.mailboxes[].poll_interval": "Polling: how often the folder is looked at.",
     "reports.mailboxes[].idle_refresh": "IDLE is re-issued this often.",
     "reports.mailboxes[].timeout": "Per IMAP command.",
+    "reports.directories": "Directories of report files the daemon reads (recursively: `.xml`, `.xml.gz`, `.zip`, "
+    "`.json`, `.json.gz`, `.eml`); files are left in place, and one read again counts nothing.",
+    "reports.directories[].path": "The directory.",
+    "reports.directories[].interval": "How often it is looked at for new or changed files.",
 }
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    path: str
+    interval: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class ReportsConfig:
     max_records: int = 100_000
     new_series_delay: float = 120.0
     mailboxes: tuple[MailboxConfig, ...] = field(default=())
+    directories: tuple[DirectoryConfig, ...] = field(default=())
 
 
 def parse_reports(node: Node) -> ReportsConfig:
@@ -105,8 +116,12 @@ def parse_reports(node: Node) -> ReportsConfig:
         max_report_bytes=node.integer("max_report_bytes", 20 << 20, minimum=1 << 16, maximum=1 << 30),
         max_records=node.integer("max_records", 100_000, minimum=1, maximum=10_000_000),
         new_series_delay=node.duration("new_series_delay", 120.0),
-        mailboxes=tuple(mailboxes),
+        mailboxes=tuple(mailboxes), directories=tuple(node.list_of("directories", _directory)),
     )  # fmt: skip
+
+
+def _directory(node: Node) -> DirectoryConfig:
+    return DirectoryConfig(node.path_str("path"), node.duration("interval", 300.0, minimum=1.0))
 
 
 def _reporter(node: Node) -> tuple[str, tuple[str, ...]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from mailpulse.exporter.configtools import Node
@@ -16,32 +16,19 @@ from mailpulse.exporter.feature import Context, Feature, Health, Part, Service
 from mailpulse.parsers.reports import Limits
 from mailpulse.probes.reports.config import KEY_DOCS, ReportsConfig, parse_reports
 from mailpulse.probes.reports.dedup import SeenReports
+from mailpulse.probes.reports.files import report_files
 from mailpulse.probes.reports.ingest import Ingestor
 from mailpulse.probes.reports.metrics import FAMILIES, LABEL_SETS, ReportMetrics
 
 if TYPE_CHECKING:  # the IMAP stack loads only when a mailbox is configured
+    from mailpulse.probes.reports.directory import ReportDirectory
     from mailpulse.probes.reports.mailbox import ReportMailbox
 
 STATE_FILE = "reports-seen.json"
-SUFFIXES = (".xml", ".xml.gz", ".gz", ".zip", ".json", ".json.gz", ".eml")
 
 
 def limits_of(config: ReportsConfig) -> Limits:
     return Limits(config.max_input_bytes, config.max_report_bytes, config.max_records)
-
-
-def report_files(paths: Sequence[str]) -> Iterator[str]:
-    """Each path, and the report files under each directory (recursively, sorted): ``.xml``, ``.xml.gz``,
-    ``.zip``, ``.json``, ``.json.gz``, ``.eml``. A path named explicitly is read whatever its name."""
-    for path in paths:
-        if not os.path.isdir(path):
-            yield path
-            continue
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                if name.lower().endswith(SUFFIXES):
-                    yield os.path.join(root, name)
 
 
 class Reports(Feature[ReportsConfig | None]):
@@ -59,6 +46,7 @@ class Reports(Feature[ReportsConfig | None]):
         self.metrics = ReportMetrics()
         self.seen: SeenReports | None = None
         self.mailboxes: list[ReportMailbox] = []
+        self.directories: list[ReportDirectory] = []
 
     def parse_config(self, node: Node) -> ReportsConfig | None:
         return parse_reports(node)
@@ -71,7 +59,7 @@ class Reports(Feature[ReportsConfig | None]):
 
     def configure(self, config: ReportsConfig | None, context: Context) -> Sequence[Service]:
         if config is None:
-            self.mailboxes = []
+            self.mailboxes, self.directories = [], []
             return ()
         path = os.path.join(context.state_dir, STATE_FILE)
         if self.seen is None or self.seen.path != path:
@@ -85,22 +73,26 @@ class Reports(Feature[ReportsConfig | None]):
         with context.lock:
             self.metrics.configure(config)
         ingestor = Ingestor(self.metrics, self.seen, context.lock, limits_of(config))
-        if not config.mailboxes:
-            self.mailboxes = []
-            return ()
-        from mailpulse.probes.reports.mailbox import ReportMailbox  # noqa: PLC0415
+        from mailpulse.probes.reports.directory import ReportDirectory  # noqa: PLC0415
 
-        self.mailboxes = [ReportMailbox(m, ingestor, self.metrics, context.lock) for m in config.mailboxes]
-        return tuple(self.mailboxes)
+        self.directories = [ReportDirectory(d, ingestor) for d in config.directories]
+        self.mailboxes = []
+        if config.mailboxes:
+            from mailpulse.probes.reports.mailbox import ReportMailbox  # noqa: PLC0415
+
+            self.mailboxes = [ReportMailbox(m, ingestor, self.metrics, context.lock) for m in config.mailboxes]
+        return (*self.mailboxes, *self.directories)
 
     def parts(self) -> Sequence[Part]:
         return (self.metrics,)
 
     def health(self) -> Health | None:
-        if not self.mailboxes:
+        if not self.mailboxes and not self.directories:
             return None
-        detail = {m.config.name: "up" if m.up else f"down ({m.reason})" for m in self.mailboxes}
-        return Health(all(m.up for m in self.mailboxes), {"mailboxes": detail})
+        mailboxes = {m.config.name: "up" if m.up else f"down ({m.reason})" for m in self.mailboxes}
+        directories = {d.config.path: d.error or "ok" for d in self.directories}
+        ok = all(m.up for m in self.mailboxes) and not any(d.error for d in self.directories)
+        return Health(ok, {"mailboxes": mailboxes, "directories": directories})
 
     def scan_paths(self, config: ReportsConfig | None, flag: str, paths: Sequence[str], err: TextIO) -> int:
         """Count every report file under ``paths`` (de-duplicated within this scan; nothing is saved)."""

@@ -160,3 +160,46 @@ def test_every_emitted_label_value_is_declared() -> None:
                 if spec.kind == "bounded":
                     allowed |= {"example.com"}
                 assert value in allowed, (declared.name, label, value)
+
+
+async def test_a_directory_read_again_after_a_restart_adds_nothing(tmp_path: Path) -> None:
+    """The daemon's directory source counts new files once; the same directory after a restart (a fresh
+    feature on the same state_dir) counts only duplicates, and a file added later counts."""
+    import asyncio
+    import shutil
+
+    incoming = tmp_path / "incoming"
+    shutil.copytree(FIXTURES / "own", incoming, ignore=shutil.ignore_patterns("bad-*"))
+    config = parse_config({"state_dir": str(tmp_path), "reports": {
+        "new_series_delay": "0s", "directories": [{"path": str(incoming), "interval": "1s"}]}})  # fmt: skip
+
+    async def run_once(feature: Reports) -> dict[str, float]:
+        services = feature.configure(config.section(feature), Context(threading.Lock(), str(tmp_path)))
+        stop = asyncio.Event()
+        task = asyncio.create_task(services[0].run(stop))
+        while feature.directories[0].passes < 1:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+        values = feature.metrics.store.values
+        return {
+            name: sum(values[name].values())
+            for name in (
+                "mailpulse_reports_ingested_total",
+                "mailpulse_reports_duplicates_total",
+                "mailpulse_dmarc_messages_total",
+            )
+        }
+
+    first = await run_once(Reports())
+    assert first["mailpulse_reports_ingested_total"] > 10
+    assert first["mailpulse_dmarc_messages_total"] > 0
+    again = await run_once(Reports())
+    assert 0 == again["mailpulse_reports_ingested_total"]
+    assert 0 == again["mailpulse_dmarc_messages_total"]
+    assert (
+        first["mailpulse_reports_ingested_total"] + first["mailpulse_reports_duplicates_total"]
+        == again["mailpulse_reports_duplicates_total"]
+    )
+    health = Reports().health()
+    assert health is None
