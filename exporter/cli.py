@@ -49,6 +49,9 @@ def build_parser(features: Sequence[AnyFeature]) -> tuple[argparse.ArgumentParse
     for feature in features:
         for name in feature.format_names:
             scan.add_argument(f"--{name}", nargs="+", default=[], metavar="FILE", help=f"{name} logs (plain or .gz)")
+    for feature in features:
+        for flag, help_text in feature.scan_inputs.items():
+            scan.add_argument(f"--{flag}", nargs="+", default=[], metavar="PATH", help=help_text)
     scan.add_argument("--summary", action="store_true", help="print a human report instead of metrics")
     scan.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     scan.add_argument("-c", "--config", help="use the parser settings of this config file")
@@ -77,7 +80,8 @@ exit status:
 SCAN_DESCRIPTION = """\
 Read Postfix and/or rspamd log files (plain or .gz) to the end with the daemon's parsers and print
 the same metric families the daemon would export for them, or with --summary a pflogsumm-style
-report. Nothing is saved: scan keeps no offsets."""
+report. Features add inputs of their own (--reports: DMARC, TLS-RPT and ARF report files and
+directories). Nothing is saved: scan keeps no offsets."""
 
 
 def main(
@@ -164,8 +168,10 @@ def _scan(args: argparse.Namespace, features: Sequence[AnyFeature], io: CommandI
     # warnings (a line that made a rule fail) go to stderr: stdout carries the metrics
     configure_logging("warning", "console", stream=io.err)
     jobs = [(name, path) for f in features for name in f.format_names for path in getattr(args, name)]
-    if not jobs:
-        names = " and/or ".join(f"--{n} FILE..." for f in features for n in f.format_names)
+    inputs = [(f, flag, paths) for f in features for flag in f.scan_inputs if (paths := getattr(args, flag))]
+    if not jobs and not inputs:
+        names = " and/or ".join([*(f"--{n} FILE..." for f in features for n in f.format_names),
+                                 *(f"--{flag} PATH..." for f in features for flag in f.scan_inputs)])  # fmt: skip
         io.err.write(f"mailpulse scan: give {names}\n")
         return 2
     sections = None
@@ -174,7 +180,16 @@ def _scan(args: argparse.Namespace, features: Sequence[AnyFeature], io: CommandI
         if config is None:
             return EX_CONFIG
         sections = config.sections
-    return scan(jobs, features, sections, summary=args.summary, progress=not args.no_progress, out=io.out, err=io.err)
+    return scan(
+        jobs,
+        features,
+        sections,
+        summary=args.summary,
+        progress=not args.no_progress,
+        out=io.out,
+        err=io.err,
+        inputs=inputs,
+    )
 
 
 def _run(path: str, features: Sequence[AnyFeature], io: CommandIO) -> int:

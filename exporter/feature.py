@@ -125,6 +125,9 @@ class Feature(ABC, Generic[C]):
     #: Where each label of its families takes its values from, by (family name, label): an enum, config
     #: names or a capped open set (:func:`exporter.metrics.family.label_sets` checks every label has one).
     label_sets: LabelSets = MappingProxyType({})
+    #: Inputs other than logs that ``mailpulse scan`` reads for this feature, by flag name (``reports`` gives
+    #: ``scan --reports PATH...``) with the flag's help; :meth:`scan_paths` reads them.
+    scan_inputs: Mapping[str, str] = MappingProxyType({})
 
     @abstractmethod
     def parse_config(self, node: Node) -> C:
@@ -174,6 +177,11 @@ class Feature(ABC, Generic[C]):
     def summary(self) -> Summary | None:
         """A fresh report for ``scan --summary``, or None (the first feature that has one reports)."""
         return None
+
+    def scan_paths(self, config: C, flag: str, paths: Sequence[str], err: TextIO) -> int:
+        """Read ``paths`` given to ``scan --<flag>`` into this feature's parts (as the daemon would count them);
+        the exit status (0: read, 1: a path could not be read, said on ``err``)."""
+        return 0
 
     def commands(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Mapping[str, CommandRunner]:
         """Add CLI subcommands; return their runners by name."""

@@ -93,12 +93,14 @@ def scan(
     progress: bool = True,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    inputs: Sequence[tuple[AnyFeature, str, Sequence[str]]] = (),
 ) -> int:
     """Read each ``(format, path)`` job to its end with the features' parsers; print the exposition, or
     with ``summary`` the report of the first feature that has one.
 
     ``sections`` are the features' config sections by feature name (from a config file); a feature
-    without one uses its ``absent()`` defaults."""
+    without one uses its ``absent()`` defaults. ``inputs`` are features' own inputs (``--reports PATH...``),
+    read by each feature's ``scan_paths``."""
     out = out or sys.stdout
     err = err or sys.stderr
     lock = threading.Lock()
@@ -108,8 +110,14 @@ def scan(
     for feature in features:
         section = sections[feature.name] if sections and feature.name in sections else feature.absent()
         formats.update((fmt.name, fmt) for fmt in feature.formats(section))
-        if feature.format_names:
+        if feature.format_names and jobs:  # `scan --reports` alone prints no empty log families
             parts.extend(feature.parts())
+    for feature, flag, paths in inputs:
+        section = sections[feature.name] if sections and feature.name in sections else feature.absent()
+        status = feature.scan_paths(section, flag, paths, err)
+        if status:
+            return status
+        parts.extend(p for p in feature.parts() if p not in parts)
     report = next((r for r in (f.summary() for f in features) if r is not None), None) if summary else None
     if report is not None:
         formats = {name: _tee(fmt, report) for name, fmt in formats.items()}

@@ -25,8 +25,9 @@ def features() -> list[AnyFeature]:
     """Fresh instances of every feature, in the order of docs/metrics.md and docs/config.md."""
     from mailpulse.exporter.features import PostfixLogs, PostfixQueue, RspamdLogs  # noqa: PLC0415
     from mailpulse.probes.feature import Probes  # noqa: PLC0415
+    from mailpulse.probes.reports.feature import Reports  # noqa: PLC0415
 
-    return [PostfixLogs(), PostfixQueue(), RspamdLogs(), Probes()]
+    return [PostfixLogs(), PostfixQueue(), RspamdLogs(), Probes(), Reports()]
 
 
 def load_config(path: str, with_features: Sequence[AnyFeature] | None = None) -> Config:

@@ -286,6 +286,10 @@ class ImapSession:
                     info["EXISTS"] = int(text.split()[0])
         return info
 
+    async def create(self, folder: str) -> None:
+        """CREATE a folder (the reports feature's processed and failed folders)."""
+        await self._run(f"CREATE {folder}", self._client.create(quote(folder)))
+
     async def noop(self) -> None:
         await self._run("NOOP", self._client.noop())
 

@@ -41,6 +41,7 @@ import yaml
 
 from dashboards.build import all_dashboards
 from tests.dashboards.promql import ALERTS_DIR, REPO, substitute_grafana
+from tests.lab import reports_mail
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
 
@@ -190,6 +191,9 @@ def prometheus(mail_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     work = tmp_path_factory.mktemp("dashboards-lab")
     http_port, prom_port, closed_port = free_port(), free_port(), free_port()
     config = lab_config(mail_lab.dir, work, http_port, closed_port, mail_lab["LAB_SCORE_HEADER"])
+    # the report panels: the lab's postmaster@ mailbox as the rua address, fed report mails after the traffic
+    config["reports"] = {"domains": ["example.com", "example.org"], "authorized_networks": ["192.0.2.0/24"],
+                         "new_series_delay": "3s", "mailboxes": [reports_mail.mailbox(mail_lab)]}  # fmt: skip
     (work / "mailpulse.yaml").write_text(yaml.safe_dump(config))
     (work / "mailpulse.yaml").chmod(0o600)
     (work / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(RULE_FILES, f"127.0.0.1:{http_port}")))
@@ -223,12 +227,17 @@ def prometheus(mail_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         wait_for("Prometheus /-/ready", serving(f"http://127.0.0.1:{prom_port}/-/ready"), 30, daemons)
         api = Prometheus(f"http://127.0.0.1:{prom_port}", since=time.time())
         run_traffic(mail_lab.dir / "lab.env")
+        report_mails = reports_mail.all_mails()
+        reports_mail.send_all(mail_lab, report_mails)
         traffic_end = time.time()
 
         def ready() -> bool:
             scraped = api.instant('max(timestamp(up{job="mailpulse"}))')["data"]["result"]
             if not scraped or float(scraped[0]["value"][1]) < traffic_end + 2:
                 return False  # the counters of the whole traffic run are in Prometheus
+            moved = api.instant('sum(mailpulse_reports_mails_total{job="mailpulse"})')["data"]["result"]
+            if not moved or float(moved[0]["value"][1]) < len(report_mails):
+                return False  # every report mail taken from the mailbox
             if any(rule["health"] != "ok" for rule in api.rules()):
                 return False  # every rule evaluated at least once (health is "unknown" before)
             firing = f'ALERTS{{alertname="MailProbeDeliveryFailing", alertstate="firing", probe="{FAILING_PROBE}"}}'
