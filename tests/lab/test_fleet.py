@@ -10,7 +10,8 @@ Prometheus scrapes both every second and evaluates the shipped rules (alerts/*.y
    prober's page), though ams has failed three runs in a row;
 3. fra's route broken too: MailProbeQuorumFailing fires and the per-location warning is withdrawn.
 
-The Prometheus config is docs/fleet.md's scrape snippet with the test's ports; every wait is bounded.
+Prometheus runs docs/fleet.md's central layout (one job, every runner a target, the shipped rules) with
+the test's ports and 1 s intervals; every wait is bounded.
 """
 
 from __future__ import annotations
