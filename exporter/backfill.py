@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TextIO
+from typing import IO, TextIO
 
 from prometheus_client.core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest
@@ -148,10 +148,10 @@ class SteppedFeed:
             self.snapshots.take(self.last_time)
 
 
-def in_time_order(jobs: Sequence[tuple[str, str]], formats: Mapping[str, Format]) -> list[tuple[str, str]]:
+def in_time_order(jobs: Sequence[tuple[str, str]], formats: Mapping[str, Format],
+                  open_log: Callable[[str], IO[bytes]]) -> list[tuple[str, str]]:  # fmt: skip
     """The files ordered by the time of their first line (``mail.log mail.log.1 mail.log.2.gz`` is the
     usual order to give them in, newest first); a file without a readable time keeps its place at the end."""
-    from mailpulse.exporter.scan import open_log  # noqa: PLC0415 - scan imports this module lazily
 
     def first_time(job: tuple[str, str]) -> float:
         fmt_name, path = job

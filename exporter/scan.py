@@ -135,7 +135,7 @@ def scan(
             err.write("mailpulse scan: --openmetrics takes one kind of log per run (their times overlap); run it "
                       "once per kind, promtool adds each output to the same directory\n")  # fmt: skip
             return 2
-        jobs = in_time_order(jobs, formats)  # rotated files are usually given newest first
+        jobs = in_time_order(jobs, formats, open_log)  # rotated files are usually given newest first
         snapshots = Snapshots(lambda: _backfill_families(lock, parts, sources), labels)
         feeds = []
     for fmt_name, path in jobs:

@@ -48,8 +48,8 @@ KEY_DOCS: dict[str, str] = {
     "overrides it (one config file for every prober). [fleet.md](fleet.md)",
     "probes.start_jitter": "The first run of each probe starts after a random delay of 1 s up to 1 s plus "
     "this (and at most the probe's `interval`); later runs follow every `interval` from there, so probers "
-    "started together stay spread out ([fleet.md](fleet.md#start-jitter-and-interval-alignment)). 0: every probe starts 1 s "
-    "after the start.",
+    "started together stay spread out ([fleet.md](fleet.md#start-jitter-and-interval-alignment)). 0: every "
+    "probe starts 1 s after the start.",
     "probes.sweep_interval": "How often the mailboxes are swept of our stale probes, those older than the late "
     "window ([cleanup](probes.md#cleanup)).",
     "probes.routes": "How probes are sent: one SMTP server and login each.",
