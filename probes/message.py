@@ -42,7 +42,7 @@ LOCATION_RE = re.compile(LOCATION_CHARS)  # use with fullmatch
 DEFAULT_LOCATION = "default"
 _TOKEN_CHARS = "[a-z2-7]"  # noqa: S105 - the base32 alphabet, not a password
 TOKEN_RE = re.compile(rf"\b({_TOKEN_CHARS}{{26}})\b")
-# <mp.TOKEN.MAC@domain>, also when quoted in In-Reply-To/References or a report body
+# <mp.LOCATION.TOKEN.MAC@domain>, also when quoted in In-Reply-To/References or a report body
 # the location part is optional: Message-IDs of earlier versions have none
 MSGID_RE = re.compile(rf"<mp\.(?:({LOCATION_CHARS})\.)?({_TOKEN_CHARS}{{26}})\.({_TOKEN_CHARS}{{16}})@[^>\s]+>")
 _TAG_FIELD_RE = re.compile(r"\s*([a-z]+)\s*=\s*([^;\s]*)\s*")
