@@ -16,6 +16,7 @@ PROBE_INTERVAL = "5m"
 OBJECTIVE = f"mailpulse:probe_slo_objective:ratio{PSEL}"
 BUDGET = f"(1 - {OBJECTIVE})"
 ON_PROBE = "on (job, instance, location, probe)"
+FAILING = f"mailpulse_probe_consecutive_failures{PSEL}"
 PL = "{{probe}}@{{location}}"  # the legend of a per-probe series: probers in several places run the same probe
 
 
@@ -56,7 +57,8 @@ SERVICE_LEVEL: list[Panel | Row] = [
     Panel(
         "Runs in a row that failed",
         "mailpulse_probe_consecutive_failures: runs of each probe in a row that did not deliver within the "
-        "deadline. Three page (MailProbeDeliveryFailing); one does not.",
+        "deadline. For a probe run from one location three page (MailProbeDeliveryFailing); from several "
+        "locations two make that location fail, and the quorum pages (panel below).",
         "short",
         (Target(f"mailpulse_probe_consecutive_failures{PSEL}", PL, instant=True),),
         kind="stat",
@@ -93,6 +95,20 @@ SERVICE_LEVEL: list[Panel | Row] = [
         width=24,
         height=6,
         mappings=((1, "delivered", "green"), (0, "failed", "red")),
+    ),
+    Panel(
+        "Locations failing, per probe",
+        "For probes run from several locations (probes.location): how many locations report each probe, and "
+        "how many fail it (their last two runs in a row failed). MailProbeQuorumFailing pages at 2 and at "
+        "least half of them; MailProbeLocationFailing warns below that (alerts/fleet.yml, docs/fleet.md).",
+        "short",
+        (
+            Target(f"sum by (probe) (max by (probe, location) ({FAILING}) >= bool 2)", "{{probe}} failing"),
+            Target(f"sum by (probe) (max by (probe, location) ({FAILING}) * 0 + 1)", "{{probe}} locations"),
+        ),
+        width=24,
+        height=6,
+        min=0,
     ),
 ]
 

@@ -11,8 +11,8 @@ The boundary inside a batch is found by bisection on the lines' timestamps (logs
 a line without a readable timestamp goes with the step before it), so the cost is a few timestamp
 parses per step, not one per line. Snapshots are kept in memory until the end (OpenMetrics wants each
 family's samples together and each series' points in time order), packed into arrays: 8 bytes per
-value and timestamp, e.g. a month of a busy log's 400 series at 5-minute steps (3.4 million samples)
-in about 100 MB.
+value and timestamp (a 30-day log's 400 series at 5-minute steps, 3.4 million samples: 289 MB for the
+whole scan; hourly: 54 MB; docs/backfill.md).
 """
 
 from __future__ import annotations
