@@ -146,6 +146,8 @@ def scan(
             from mailpulse.exporter.backfill import SteppedFeed  # noqa: PLC0415
 
             stepped = SteppedFeed(pipeline, snapshots, openmetrics_step)
+            # one time line over the files: the step the previous file ended in is closed by this one's lines
+            stepped.bucket = feeds[-1].bucket if feeds else None
             feeds.append(stepped)
             feed = stepped
         try:
