@@ -45,7 +45,7 @@ KEY_DOCS: dict[str, str] = {
     "`mailpulse_probe_*` family, and part of the probe tag and Message-ID, so probers in several places "
     "that share a mailbox never count or sweep each other's messages. Lowercase letters, digits and `-`, "
     f"at most 32 characters, starting with a letter or digit. The environment variable `{LOCATION_ENV}` "
-    "overrides it (one config file for every prober). [fleet.md](fleet.md)",
+    "overrides it when set and not empty (one config file for every prober). [fleet.md](fleet.md)",
     "probes.start_jitter": "The first run of each probe starts after a random delay of 1 s up to 1 s plus "
     "this (and at most the probe's `interval`); later runs follow every `interval` from there, so probers "
     "started together stay spread out ([fleet.md](fleet.md#start-jitter-and-interval-alignment)). 0: every "
