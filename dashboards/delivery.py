@@ -15,16 +15,18 @@ UID = "mailpulse-delivery"
 PROBE_INTERVAL = "5m"
 OBJECTIVE = f"mailpulse:probe_slo_objective:ratio{PSEL}"
 BUDGET = f"(1 - {OBJECTIVE})"
-ON_PROBE = "on (job, instance, probe)"
+ON_PROBE = "on (job, instance, location, probe)"
+FAILING = f"mailpulse_probe_consecutive_failures{PSEL}"
+PL = "{{probe}}@{{location}}"  # the legend of a per-probe series: probers in several places run the same probe
 
 
 def _burn(window: str) -> Target:
-    return Target(f"mailpulse:probe_errors:ratio_rate{window}{PSEL} / {ON_PROBE} {BUDGET}", f"{{{{probe}}}} {window}")
+    return Target(f"mailpulse:probe_errors:ratio_rate{window}{PSEL} / {ON_PROBE} {BUDGET}", f"{PL} {window}")
 
 
 def _quantile(q: float, metric: str) -> Target:
-    expr = f"histogram_quantile({q}, sum by (probe, le) (rate({metric}_bucket{PSEL}[{RI}])))"
-    return Target(expr, f"{{{{probe}}}} p{round(q * 100)}")
+    expr = f"histogram_quantile({q}, sum by (probe, location, le) (rate({metric}_bucket{PSEL}[{RI}])))"
+    return Target(expr, f"{PL} p{round(q * 100)}")
 
 
 SERVICE_LEVEL: list[Panel | Row] = [
@@ -35,7 +37,7 @@ SERVICE_LEVEL: list[Panel | Row] = [
         "(1 - mailpulse:probe_errors:ratio_rate30d). Compare with the objective "
         "(mailpulse:probe_slo_objective:ratio, 99 % unless changed in alerts/probes.yml).",
         "percentunit",
-        (Target(f"1 - mailpulse:probe_errors:ratio_rate30d{PSEL}", "{{probe}}", instant=True),),
+        (Target(f"1 - mailpulse:probe_errors:ratio_rate30d{PSEL}", PL, instant=True),),
         kind="stat",
         width=8,
         decimals=2,
@@ -46,7 +48,7 @@ SERVICE_LEVEL: list[Panel | Row] = [
         "Share of the 30-day error budget still unspent: 1 - error ratio over 30 days / (1 - objective). "
         "0 % means the objective is missed; negative values show by how much.",
         "percentunit",
-        (Target(f"1 - mailpulse:probe_errors:ratio_rate30d{PSEL} / {ON_PROBE} {BUDGET}", "{{probe}}", instant=True),),
+        (Target(f"1 - mailpulse:probe_errors:ratio_rate30d{PSEL} / {ON_PROBE} {BUDGET}", PL, instant=True),),
         kind="bargauge",
         width=8,
         max=1,
@@ -55,9 +57,10 @@ SERVICE_LEVEL: list[Panel | Row] = [
     Panel(
         "Runs in a row that failed",
         "mailpulse_probe_consecutive_failures: runs of each probe in a row that did not deliver within the "
-        "deadline. Three page (MailProbeDeliveryFailing); one does not.",
+        "deadline. For a probe run from one location three page (MailProbeDeliveryFailing); from several "
+        "locations two make that location fail, and the quorum pages (panel below).",
         "short",
-        (Target(f"mailpulse_probe_consecutive_failures{PSEL}", "{{probe}}", instant=True),),
+        (Target(f"mailpulse_probe_consecutive_failures{PSEL}", PL, instant=True),),
         kind="stat",
         width=8,
         thresholds=((None, "green"), (1, "orange"), (3, "red")),
@@ -68,7 +71,7 @@ SERVICE_LEVEL: list[Panel | Row] = [
         "minutes one failure costs 8 % of an hour, so read it together with the burn rates.",
         "percentunit",
         (
-            Target(f"1 - mailpulse:probe_errors:ratio_rate1h{PSEL}", "{{probe}}"),
+            Target(f"1 - mailpulse:probe_errors:ratio_rate1h{PSEL}", PL),
             Target(f"max({OBJECTIVE})", "objective"),
         ),
         max=1,
@@ -87,11 +90,25 @@ SERVICE_LEVEL: list[Panel | Row] = [
         "mailpulse_probe_success over time: whether each probe's last run delivered within its deadline "
         "(in any folder; Junk shows in the placement panels).",
         "short",
-        (Target(f"mailpulse_probe_success{PSEL}", "{{probe}}"),),
+        (Target(f"mailpulse_probe_success{PSEL}", PL),),
         kind="state-timeline",
         width=24,
         height=6,
         mappings=((1, "delivered", "green"), (0, "failed", "red")),
+    ),
+    Panel(
+        "Locations failing, per probe",
+        "For probes run from several locations (probes.location): how many locations report each probe, and "
+        "how many fail it (their last two runs in a row failed). MailProbeQuorumFailing pages at 2 and at "
+        "least half of them; MailProbeLocationFailing warns below that (alerts/fleet.yml, docs/fleet.md).",
+        "short",
+        (
+            Target(f"sum by (probe) (max by (probe, location) ({FAILING}) >= bool 2)", "{{probe}} failing"),
+            Target(f"sum by (probe) (max by (probe, location) ({FAILING}) * 0 + 1)", "{{probe}} locations"),
+        ),
+        width=24,
+        height=6,
+        min=0,
     ),
 ]
 
@@ -125,7 +142,7 @@ LATENCY: list[Panel | Row] = [
         "Last delivery latency",
         "mailpulse_probe_last_delivery_latency_seconds: the latency of each probe's last delivered message.",
         "s",
-        (Target(f"mailpulse_probe_last_delivery_latency_seconds{PSEL}", "{{probe}}", instant=True),),
+        (Target(f"mailpulse_probe_last_delivery_latency_seconds{PSEL}", PL, instant=True),),
         kind="bargauge",
         thresholds=((None, "green"), (60, "orange"), (300, "red")),
     ),
@@ -224,7 +241,7 @@ PLACEMENT: list[Panel | Row] = [
         "mailpulse_probe_spam_score: the spam score the receiving side gave each probe's last delivered "
         "message, by engine (rspamd, SpamAssassin, Microsoft SCL).",
         "short",
-        (Target(f"mailpulse_probe_spam_score{PSEL}", "{{probe}} ({{engine}})"),),
+        (Target(f"mailpulse_probe_spam_score{PSEL}", f"{PL} ({{{{engine}}}})"),),
         width=6,
     ),
     Panel(
@@ -247,7 +264,7 @@ HEALTH: list[Panel | Row] = [
         "Seconds since each probe last delivered within its deadline (probes that never succeeded since the "
         "state file was created are not shown).",
         "s",
-        (Target(f"time() - (mailpulse_probe_last_success_timestamp_seconds{PSEL} > 0)", "{{probe}}", instant=True),),
+        (Target(f"time() - (mailpulse_probe_last_success_timestamp_seconds{PSEL} > 0)", PL, instant=True),),
         kind="bargauge",
         thresholds=((None, "green"), (900, "orange"), (1800, "red")),
     ),
@@ -258,7 +275,7 @@ HEALTH: list[Panel | Row] = [
         "short",
         (
             Target(
-                f"sum by (probe, stage, reason) (increase(mailpulse_probe_failures_total{PSEL}[{RI}])) > 0",
+                f"sum by (probe, location, stage, reason) (increase(mailpulse_probe_failures_total{PSEL}[{RI}])) > 0",
                 "{{probe}} {{stage}}/{{reason}}",
             ),
         ),
@@ -272,9 +289,13 @@ HEALTH: list[Panel | Row] = [
         "messages that arrived after their deadline (counted as lost).",
         "short",
         (
-            Target(f"sum by (probe) (increase(mailpulse_probe_runs_total{PSEL}[{RI}]))", "{{probe}} runs"),
-            Target(f"sum by (probe) (increase(mailpulse_probe_skipped_runs_total{PSEL}[{RI}]))", "{{probe}} skipped"),
-            Target(f"sum by (probe) (increase(mailpulse_probe_late_arrivals_total{PSEL}[{RI}]))", "{{probe}} late"),
+            Target(f"sum by (probe, location) (increase(mailpulse_probe_runs_total{PSEL}[{RI}]))", f"{PL} runs"),
+            Target(
+                f"sum by (probe, location) (increase(mailpulse_probe_skipped_runs_total{PSEL}[{RI}]))", f"{PL} skipped"
+            ),
+            Target(
+                f"sum by (probe, location) (increase(mailpulse_probe_late_arrivals_total{PSEL}[{RI}]))", f"{PL} late"
+            ),
         ),
         bars=True,
         interval=PROBE_INTERVAL,
@@ -284,7 +305,7 @@ HEALTH: list[Panel | Row] = [
         "mailpulse_probe_mailbox_up: whether the IMAP watcher of each target mailbox has every watched folder "
         "open. A watcher that is down makes its probes fail at stage receive.",
         "short",
-        (Target(f"mailpulse_probe_mailbox_up{sel()}", "{{target}}"),),
+        (Target(f"mailpulse_probe_mailbox_up{sel()}", "{{target}}@{{location}}"),),
         kind="state-timeline",
         mappings=((1, "up", "green"), (0, "down", "red")),
     ),

@@ -55,6 +55,14 @@ def build_parser(features: Sequence[AnyFeature]) -> tuple[argparse.ArgumentParse
     scan.add_argument("--summary", action="store_true", help="print a human report instead of metrics")
     scan.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     scan.add_argument("-c", "--config", help="use the parser settings of this config file")
+    scan.add_argument("--openmetrics", action="store_true",
+                      help="print OpenMetrics with the log's own timestamps (one snapshot per --step of log time "
+                      "and one at the last line), for promtool tsdb create-blocks-from openmetrics")  # fmt: skip
+    scan.add_argument("--step", default="1h", metavar="DURATION",
+                      help="with --openmetrics: log time between snapshots (default 1h, at least 1m)")  # fmt: skip
+    scan.add_argument("--label", action="append", default=[], metavar="NAME=VALUE",
+                      help="with --openmetrics: add this label to every sample (e.g. job=mailpulse, "
+                      "instance=mx1:9947, to join the live series); repeatable")  # fmt: skip
 
     runners: dict[str, CommandRunner] = {}
     for feature in features:
@@ -81,7 +89,11 @@ SCAN_DESCRIPTION = """\
 Read Postfix and/or rspamd log files (plain or .gz) to the end with the daemon's parsers and print
 the same metric families the daemon would export for them, or with --summary a pflogsumm-style
 report. Features add inputs of their own (--reports: DMARC, TLS-RPT and ARF report files and
-directories). Nothing is saved: scan keeps no offsets."""
+directories). Nothing is saved: scan keeps no offsets.
+
+--openmetrics prints the families at the log's own times instead (a snapshot at every --step of log
+time and one at the last line, `# EOF` at the end), which `promtool tsdb create-blocks-from openmetrics`
+turns into Prometheus history; see docs/backfill.md."""
 
 
 def main(
@@ -174,22 +186,42 @@ def _scan(args: argparse.Namespace, features: Sequence[AnyFeature], io: CommandI
                                  *(f"--{flag} PATH..." for f in features for flag in f.scan_inputs)])  # fmt: skip
         io.err.write(f"mailpulse scan: give {names}\n")
         return 2
+    step, labels = None, None
+    if args.openmetrics:
+        step, labels, problem = _backfill_options(args)
+        if problem:
+            io.err.write(f"mailpulse scan: {problem}\n")
+            return 2
+    elif args.label:
+        io.err.write("mailpulse scan: --label goes with --openmetrics\n")
+        return 2
     sections = None
     if args.config:
         config = io.load(args.config)
         if config is None:
             return EX_CONFIG
         sections = config.sections
-    return scan(
-        jobs,
-        features,
-        sections,
-        summary=args.summary,
-        progress=not args.no_progress,
-        out=io.out,
-        err=io.err,
-        inputs=inputs,
-    )
+    return scan(jobs, features, sections, summary=args.summary, progress=not args.no_progress, out=io.out,
+                err=io.err, inputs=inputs, openmetrics_step=step, labels=labels)  # fmt: skip
+
+
+def _backfill_options(args: argparse.Namespace) -> tuple[float | None, dict[str, str] | None, str]:
+    """(step, labels, problem) of ``scan --openmetrics``."""
+    from mailpulse.exporter.backfill import MIN_STEP, parse_labels  # noqa: PLC0415
+    from mailpulse.exporter.configtools import parse_duration  # noqa: PLC0415
+
+    if args.summary:
+        return None, None, "--openmetrics and --summary exclude each other"
+    try:
+        step = parse_duration(args.step)
+    except ValueError as exc:
+        return None, None, f"--step: {exc}"
+    if step < MIN_STEP:
+        return None, None, f"--step: at least {MIN_STEP:g}s (got {step:g}s)"
+    labels = parse_labels(args.label)
+    if isinstance(labels, str):
+        return None, None, labels
+    return step, labels, ""
 
 
 def _run(path: str, features: Sequence[AnyFeature], io: CommandIO) -> int:

@@ -12,8 +12,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, TextIO, cast
+from typing import IO, TYPE_CHECKING, TextIO, cast
 
+from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 
 from mailpulse.exporter import __version__
@@ -22,6 +23,9 @@ from mailpulse.exporter.metrics.collector import MailpulseCollector, Part, SelfM
 from mailpulse.exporter.metrics.sources import SourcesAggregator
 from mailpulse.exporter.pipeline import Format, LinePipeline
 from mailpulse.exporter.sources.lines import split_lines
+
+if TYPE_CHECKING:  # loaded only by --openmetrics
+    from mailpulse.exporter.backfill import Snapshots, SteppedFeed
 
 CHUNK = 64 << 10  # larger chunks cost more RSS and were not faster
 
@@ -94,9 +98,13 @@ def scan(
     out: TextIO | None = None,
     err: TextIO | None = None,
     inputs: Sequence[tuple[AnyFeature, str, Sequence[str]]] = (),
+    openmetrics_step: float | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> int:
     """Read each ``(format, path)`` job to its end with the features' parsers; print the exposition, or
-    with ``summary`` the report of the first feature that has one.
+    with ``summary`` the report of the first feature that has one, or with ``openmetrics_step`` the
+    families at every step of log time, timestamped, for ``promtool tsdb create-blocks-from openmetrics``
+    (exporter/backfill.py), with ``labels`` added to every sample.
 
     ``sections`` are the features' config sections by feature name (from a config file); a feature
     without one uses its ``absent()`` defaults. ``inputs`` are features' own inputs (``--reports PATH...``),
@@ -107,10 +115,13 @@ def scan(
     sources = SourcesAggregator()
     formats: dict[str, Format] = {}
     parts: list[Part] = []
+    scanned = {name for name, _ in jobs}
     for feature in features:
         section = sections[feature.name] if sections and feature.name in sections else feature.absent()
         formats.update((fmt.name, fmt) for fmt in feature.formats(section))
-        if feature.format_names and jobs:  # `scan --reports` alone prints no empty log families
+        # a backfill holds only what the logs tell: no zeros of features whose logs were not given;
+        # `scan --reports` alone prints no empty log families
+        if feature.format_names and jobs and (openmetrics_step is None or scanned & set(feature.format_names)):
             parts.extend(feature.parts())
     for feature, flag, paths in inputs:
         section = sections[feature.name] if sections and feature.name in sections else feature.absent()
@@ -124,9 +135,30 @@ def scan(
 
     total = sum(_size(p) for _, p in jobs)
     bar = Progress(total, err, progress)
+    snapshots: Snapshots | None = None
+    feeds: list[SteppedFeed] | None = None
+    if openmetrics_step is not None:
+        from mailpulse.exporter.backfill import Snapshots, in_time_order  # noqa: PLC0415
+
+        if len(scanned) > 1:
+            err.write("mailpulse scan: --openmetrics takes one kind of log per run (their times overlap); run it "
+                      "once per kind, promtool adds each output to the same directory\n")  # fmt: skip
+            return 2
+        jobs = in_time_order(jobs, formats, open_log)  # rotated files are usually given newest first
+        snapshots = Snapshots(lambda: _backfill_families(lock, parts, sources), labels)
+        feeds = []
     for fmt_name, path in jobs:
         stats = sources.stats(fmt_name)
         pipeline = LinePipeline(stats, [formats[fmt_name]], lock)
+        feed: Callable[[Sequence[str]], None] = pipeline.feed
+        if snapshots is not None and feeds is not None and openmetrics_step is not None:
+            from mailpulse.exporter.backfill import SteppedFeed  # noqa: PLC0415
+
+            stepped = SteppedFeed(pipeline, snapshots, openmetrics_step)
+            # one time line over the files: the step the previous file ended in is closed by this one's lines
+            stepped.bucket = feeds[-1].bucket if feeds else None
+            feeds.append(stepped)
+            feed = stepped
         try:
             mtime = os.stat(path).st_mtime if path != "-" else time.time()
             # BSD timestamps have no year: the file's mtime is the latest moment its lines can be from
@@ -134,7 +166,7 @@ def scan(
             before = bar.done
             with open_log(path) as fh:
                 stats.up = 1
-                read_lines(fh, pipeline.feed, bar)
+                read_lines(fh, feed, bar)
             # per source, not the running total of every file scanned
             stats.bytes_read += bar.done - before
         except OSError as exc:
@@ -146,9 +178,33 @@ def scan(
     if report is not None:
         out.write(report.report(sources))
         return 0
+    if snapshots is not None and feeds is not None:
+        ends = [f.last_time for f in feeds if f.last_time is not None]
+        if not ends:
+            err.write("mailpulse scan: no line with a readable timestamp: nothing to backfill\n")
+            return 1
+        end = max(ends)  # the totals at the last line of all files
+        if snapshots.last is not None and end <= snapshots.last:
+            end = snapshots.last + 1.0
+        snapshots.take(end)
+        snapshots.write(out)
+        return 0
     collector = MailpulseCollector(lock, SelfMetrics(__version__), [*parts, sources])
     out.write(generate_latest(make_registry(collector, process_metrics=False)).decode())
     return 0
+
+
+# Of the log-source families, only the line counts are history; the rest (up, lag, read times and bytes)
+# describe the scan itself.
+BACKFILL_SOURCE_FAMILIES = frozenset(("mailpulse_log_lines_total", "mailpulse_log_rule_errors_total"))
+
+
+def _backfill_families(lock: threading.Lock, parts: Sequence[Part], sources: SourcesAggregator) -> list[Metric]:
+    with lock:
+        metrics = [m for part in parts for m in part.collect()]
+        metrics += [m for m in sources.collect() if m.name + "_total" in BACKFILL_SOURCE_FAMILIES
+                    or m.name in BACKFILL_SOURCE_FAMILIES]  # fmt: skip
+    return metrics
 
 
 def _size(path: str) -> int:

@@ -7,11 +7,13 @@ docs/probes.md.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mailpulse.exporter.configtools import NAME_RE, Node, Secret
-from mailpulse.probes.message import OWN_HEADERS
+from mailpulse.probes.message import DEFAULT_LOCATION, LOCATION_RE, OWN_HEADERS
 
 # the Authentication-Results values an expectation may name (probes/verdicts.py RESULTS)
 RESULTS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy")
@@ -26,6 +28,8 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,76}$")
 # Gmail keeps a message while any label is left: deleting it from INBOX only removes the label, so
 # probes are moved to \Trash there. Everyone else expunges by UID.
 DEFAULT_CLEANUP = {"gmail": "trash"}
+LOCATION_ENV = "MAILPULSE_PROBE_LOCATION"  # overrides probes.location: one config file for every prober
+DEFAULT_START_JITTER = 30.0
 
 
 # What the keys of ``probes:`` mean, in the order of docs/config.md (generated from this and the readers
@@ -40,6 +44,15 @@ KEY_DOCS: dict[str, str] = {
     "probes.dns.nameservers": "Name server addresses; empty: the system resolver (/etc/resolv.conf).",
     "probes.dns.port": "Their port.",
     "probes.dns.timeout": "Per query.",
+    "probes.location": "Where this prober runs (e.g. `fra1`, `home-dsl`): the `location` label of every "
+    "`mailpulse_probe_*` family, and part of the probe tag and Message-ID, so probers in several places "
+    "that share a mailbox never count or sweep each other's messages. Lowercase letters, digits and `-`, "
+    f"at most 32 characters, starting with a letter or digit. The environment variable `{LOCATION_ENV}` "
+    "overrides it when set and not empty (one config file for every prober). [fleet.md](fleet.md)",
+    "probes.start_jitter": "The first run of each probe starts after a random delay of 1 s up to 1 s plus "
+    "this (and at most the probe's `interval`); later runs follow every `interval` from there, so probers "
+    "started together stay spread out ([fleet.md](fleet.md#start-jitter-and-interval-alignment)). 0: every "
+    "probe starts 1 s after the start.",
     "probes.sweep_interval": "How often the mailboxes are swept of our stale probes, those older than the late "
     "window ([cleanup](probes.md#cleanup)).",
     "probes.routes": "How probes are sent: one SMTP server and login each.",
@@ -239,6 +252,8 @@ class ProbesConfig:
     probes: tuple[ProbeConfig, ...] = ()
     sweep_interval: float = 3600.0
     state_file: str | None = None  # set by the service from state_dir
+    location: str = DEFAULT_LOCATION
+    start_jitter: float = DEFAULT_START_JITTER
 
     def route(self, name: str) -> RouteConfig:
         return next(r for r in self.routes if r.name == name)
@@ -247,8 +262,10 @@ class ProbesConfig:
         return next(t for t in self.targets if t.name == name)
 
 
-def parse_probes(node: Node) -> ProbesConfig:
+def parse_probes(node: Node, environ: Mapping[str, str] | None = None) -> ProbesConfig:
     secret = node.secret("secret")
+    location = _location(node, os.environ if environ is None else environ)
+    start_jitter = node.duration("start_jitter", DEFAULT_START_JITTER)
     if secret is not None and len(secret.value) < 16:
         node.problem("the HMAC key must have at least 16 characters", "secret")
     dns_node = node.child("dns")
@@ -266,7 +283,25 @@ def parse_probes(node: Node) -> ProbesConfig:
                        ("probes", [p.name for p in probes])):  # fmt: skip
         _unique(node, key, names)
     _cross_check(node, routes, targets, probes)
-    return ProbesConfig(secret, dns, tuple(routes), tuple(targets), tuple(probes), sweep)
+    return ProbesConfig(secret, dns, tuple(routes), tuple(targets), tuple(probes), sweep, location=location,
+                        start_jitter=start_jitter)  # fmt: skip
+
+
+def _location(node: Node, environ: Mapping[str, str]) -> str:
+    """``probes.location``, or the environment variable that overrides it, checked as a label value."""
+    value = node.string("location", DEFAULT_LOCATION)
+    if not LOCATION_RE.fullmatch(value):
+        node.problem(f"{value[:40]!r} {_NOT_A_LOCATION}", "location")
+        value = DEFAULT_LOCATION
+    override = environ.get(LOCATION_ENV)
+    if override:
+        if LOCATION_RE.fullmatch(override):
+            return override
+        node.problem(f"{override[:40]!r} (environment variable {LOCATION_ENV}) {_NOT_A_LOCATION}", "location")
+    return value
+
+
+_NOT_A_LOCATION = "is not a location: 1-32 characters of a-z, 0-9 and '-', starting with a letter or digit"
 
 
 def _route(node: Node) -> RouteConfig:

@@ -13,6 +13,9 @@ once, not at the next poll. A folder loop:
 3. waits in IDLE (or polls with NOOP every ``poll_interval``), re-entering IDLE every ``idle_refresh``;
 4. every ``sweep_interval`` removes our own probe messages (HMAC-checked) older than the late window.
 
+"Our own" means signed with our key *and* sent from our location (``probes.location``): probers in
+several places that share a mailbox (and a key) never count or sweep each other's messages.
+
 Any error closes the connection and reconnects with backoff; the probe runs see the mailbox as down
 with the error's reason. Cleanup never moves anything into INBOX: a Junk→Inbox move would train the
 provider's filter that probes are wanted mail.
@@ -34,7 +37,7 @@ from mailpulse.probes.credentials import TokenSource
 from mailpulse.probes.errors import ImapFolderError, ImapTimeout, ReceiveError
 from mailpulse.probes.imapconn import ImapSession, imap_context, server_text
 from mailpulse.probes.imapparse import FetchItem, Folder, find_named, find_special
-from mailpulse.probes.message import TAG_HEADER, TOKEN_RE, parse_tag, tokens_in
+from mailpulse.probes.message import DEFAULT_LOCATION, TAG_HEADER, TOKEN_RE, parse_tag, tokens_in
 from mailpulse.probes.registry import Found, Registry
 from mailpulse.probes.verdicts import parse_headers
 
@@ -69,8 +72,9 @@ class _FolderState:
 class MailboxWatcher:
     def __init__(self, name: str, target: TargetConfig, key: bytes, registry: Registry, events: WatchEvents, *,
                  late_window: float, sweep_interval: float = 3600.0, tokens: TokenSource | None = None,
-                 now: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 location: str = DEFAULT_LOCATION, now: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.name = name
+        self.location = location
         self.target = target
         self.key = key
         self.registry = registry
@@ -275,9 +279,10 @@ class MailboxWatcher:
         tag_value = msg.get(TAG_HEADER)
         tag = parse_tag(str(tag_value), self.key) if tag_value is not None else None
         if tag is not None:
-            return tag.token, True, float(tag.sent)
+            # another location's probe: its token is in no run of ours, and it is not ours to sweep
+            return tag.token, tag.location == self.location, float(tag.sent)
         quoted = " ".join(str(msg.get(h, "")) for h in ("Message-ID", "In-Reply-To", "References"))
-        tokens = tokens_in(quoted, self.key)
+        tokens = tokens_in(quoted, self.key, self.location)
         if tokens:
             return tokens[0], True, None
         # a reply that kept only our Subject: the bare token counts only while a run waits for it
@@ -290,7 +295,7 @@ class MailboxWatcher:
         items = await session.uid_fetch(str(uid), f"(UID BODY.PEEK[TEXT]<0.{REPORT_BYTES}>)")
         text = (items[0].section("BODY[TEXT]") if items else None) or b""
         decoded = text.decode("utf-8", "replace")
-        for token in tokens_in(decoded, self.key):
+        for token in tokens_in(decoded, self.key, self.location):
             return token
         for p in self.registry.waiting(self.name, "autoresponder"):
             if p.token in decoded:

@@ -2,11 +2,17 @@
 
 The token (128 bits from the OS CSPRNG, 26 base32 characters ``[a-z2-7]``) appears in three places:
 
-* ``Message-ID: <mp.TOKEN.MAC@domain>``: MAC is an HMAC of the token, so a reply that only quotes our
-  Message-ID in In-Reply-To/References (an autoresponder's report) can still be proven ours;
+* ``Message-ID: <mp.LOCATION.TOKEN.MAC@domain>``: MAC is an HMAC of the token and the location, so a
+  reply that only quotes our Message-ID in In-Reply-To/References (an autoresponder's report) can still
+  be proven ours, and from which prober;
 * ``Subject: mailpulse probe NAME TOKEN``, for humans searching a mailbox;
-* ``X-Mailpulse-Probe: v=1; id=TOKEN; probe=NAME; ts=UNIX; sig=HMAC``: the signature covers id, probe
-  and time, so nobody without the key can make mailpulse count (or delete) a message.
+* ``X-Mailpulse-Probe: v=1; id=TOKEN; probe=NAME; loc=LOCATION; ts=UNIX; sig=HMAC``: the signature
+  covers id, probe, location and time, so nobody without the key can make mailpulse count (or delete) a
+  message.
+
+The location (``probes.location``) is in both because probers in several places may share one mailbox
+and one key: each one consumes, counts and sweeps only messages of its own location. Messages from
+before locations existed (no ``loc=``, ``<mp.TOKEN.MAC@...>``) belong to the default location.
 
 Base32 without ``_`` or ``+`` because some IMAP servers mangle those in searches and Gmail's tokenizer
 splits on them. The body carries a fresh nonce: identical bodies are what greylisting and bulk filters
@@ -29,10 +35,16 @@ from email.utils import format_datetime, formatdate
 from functools import cache
 
 TAG_HEADER = "X-Mailpulse-Probe"
+# A location is a short lowercase token: it goes into labels, the Message-ID and the tag, and IMAP
+# servers and Gmail's tokenizer leave [a-z0-9-] alone.
+LOCATION_CHARS = "[a-z0-9][a-z0-9-]{0,31}"
+LOCATION_RE = re.compile(LOCATION_CHARS)  # use with fullmatch
+DEFAULT_LOCATION = "default"
 _TOKEN_CHARS = "[a-z2-7]"  # noqa: S105 - the base32 alphabet, not a password
 TOKEN_RE = re.compile(rf"\b({_TOKEN_CHARS}{{26}})\b")
-# <mp.TOKEN.MAC@domain>, also when quoted in In-Reply-To/References or a report body
-MSGID_RE = re.compile(rf"<mp\.({_TOKEN_CHARS}{{26}})\.({_TOKEN_CHARS}{{16}})@[^>\s]+>")
+# <mp.LOCATION.TOKEN.MAC@domain>, also when quoted in In-Reply-To/References or a report body
+# the location part is optional: Message-IDs of earlier versions have none
+MSGID_RE = re.compile(rf"<mp\.(?:({LOCATION_CHARS})\.)?({_TOKEN_CHARS}{{26}})\.({_TOKEN_CHARS}{{16}})@[^>\s]+>")
 _TAG_FIELD_RE = re.compile(r"\s*([a-z]+)\s*=\s*([^;\s]*)\s*")
 # Headers mailpulse writes itself; a probe's extra headers may not replace them.
 OWN_HEADERS = frozenset(h.lower() for h in (
@@ -56,16 +68,23 @@ def _mac(key: bytes, *parts: str, size: int) -> str:
     return _b32(digest[:size])
 
 
-def message_id(key: bytes, token: str, domain: str) -> str:
-    return f"<mp.{token}.{_mac(key, 'mid', token, size=10)}@{domain}>"
+def _mid_mac(key: bytes, token: str, location: str | None) -> str:
+    # no location: the Message-ID format of earlier versions, still recognised
+    parts = ("mid", token) if location is None else ("mid", token, location)
+    return _mac(key, *parts, size=10)
 
 
-def tokens_in(text: str, key: bytes) -> list[str]:
-    """Tokens of genuine probe Message-IDs quoted anywhere in ``text`` (MAC checked)."""
+def message_id(key: bytes, token: str, domain: str, location: str = DEFAULT_LOCATION) -> str:
+    return f"<mp.{location}.{token}.{_mid_mac(key, token, location)}@{domain}>"
+
+
+def tokens_in(text: str, key: bytes, location: str = DEFAULT_LOCATION) -> list[str]:
+    """Tokens of genuine probe Message-IDs of ``location`` quoted anywhere in ``text`` (MAC checked);
+    another location's probes are not ours to count or sweep."""
     found = []
     for m in MSGID_RE.finditer(text):
-        token, mac = m.group(1), m.group(2)
-        if hmac.compare_digest(mac, _mac(key, "mid", token, size=10)):
+        stated, token, mac = m.group(1), m.group(2), m.group(3)
+        if (stated or DEFAULT_LOCATION) == location and hmac.compare_digest(mac, _mid_mac(key, token, stated)):
             found.append(token)
     return found
 
@@ -75,11 +94,18 @@ class Tag:
     token: str
     probe: str
     sent: int  # unix time the probe was built
+    location: str = DEFAULT_LOCATION
 
 
-def make_tag(key: bytes, token: str, probe: str, sent: int) -> str:
-    sig = _mac(key, "tag", token, probe, str(sent), size=16)
-    return f"v=1; id={token}; probe={probe}; ts={sent}; sig={sig}"
+def _tag_mac(key: bytes, token: str, probe: str, sent: str, location: str | None) -> str:
+    if location is None:  # a tag of an earlier version, without loc=
+        return _mac(key, "tag", token, probe, sent, size=16)
+    return _mac(key, "tag", token, probe, sent, location, size=16)
+
+
+def make_tag(key: bytes, token: str, probe: str, sent: int, location: str = DEFAULT_LOCATION) -> str:
+    sig = _tag_mac(key, token, probe, str(sent), location)
+    return f"v=1; id={token}; probe={probe}; loc={location}; ts={sent}; sig={sig}"
 
 
 def parse_tag(value: str, key: bytes) -> Tag | None:
@@ -87,11 +113,14 @@ def parse_tag(value: str, key: bytes) -> Tag | None:
     unfolded = value.replace("\r\n", "").replace("\n", "")
     fields: dict[str, str] = {m.group(1): m.group(2) for m in _TAG_FIELD_RE.finditer(unfolded)}
     token, probe, ts, sig = (fields.get(k, "") for k in ("id", "probe", "ts", "sig"))
+    location = fields.get("loc")
     if fields.get("v") != "1" or not TOKEN_RE.fullmatch(token) or not ts.isdigit() or not sig:
         return None
-    if not hmac.compare_digest(sig, _mac(key, "tag", token, probe, ts, size=16)):
+    if location is not None and not LOCATION_RE.fullmatch(location):
         return None
-    return Tag(token, probe, int(ts))
+    if not hmac.compare_digest(sig, _tag_mac(key, token, probe, ts, location)):
+        return None
+    return Tag(token, probe, int(ts), location or DEFAULT_LOCATION)
 
 
 @dataclass(frozen=True)
@@ -105,18 +134,18 @@ class Probe:
 
 def build(*, key: bytes, probe: str, mail_from: str, rcpt: str, extra_headers: dict[str, str] | None = None,
           body_lines: tuple[str, ...] = (), dkim_sign: DkimKey | None = None, now: float | None = None,
-          token: str | None = None) -> Probe:  # fmt: skip
+          token: str | None = None, location: str = DEFAULT_LOCATION) -> Probe:  # fmt: skip
     token = token or new_token()
     sent = int(now if now is not None else time.time())
     domain = mail_from.rpartition("@")[2] or "localhost"
-    mid = message_id(key, token, domain)
+    mid = message_id(key, token, domain, location)
     msg = EmailMessage(policy=SMTP)
     msg["From"] = mail_from
     msg["To"] = rcpt
     msg["Subject"] = f"mailpulse probe {probe} {token}"
     msg["Date"] = formatdate(sent, usegmt=True)
     msg["Message-ID"] = mid
-    msg[TAG_HEADER] = make_tag(key, token, probe, sent)
+    msg[TAG_HEADER] = make_tag(key, token, probe, sent, location)
     # RFC 3834: an automatic message; vacation responders must not answer it, filters may relax.
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"  # Exchange's own switch for out-of-office replies
@@ -129,6 +158,7 @@ def build(*, key: bytes, probe: str, mail_from: str, rcpt: str, extra_headers: d
         "and will be deleted from the receiving mailbox by it. No action is needed.",
         "",
         f"probe: {probe}",
+        f"location: {location}",
         f"sent: {when}",
         f"nonce: {nonce}",
         *body_lines,

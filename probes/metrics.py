@@ -1,7 +1,11 @@
 """``mailpulse_probe_*``: every probe family declared once (``FAMILIES``) and the aggregator behind them.
 
-Labels come only from config names (``probe``, ``route``, ``target``) and fixed enums (stage, reason,
-folder, method, result, engine, protocol). Every (probe, stage, reason) pair and the usual result label
+Labels come only from config names (``probe``, ``route``, ``target``, ``location``) and fixed enums
+(stage, reason, folder, method, result, engine, protocol). ``location`` (``probes.location``) is the last
+label of every family: the stores are keyed without it and :meth:`ProbeMetrics.collect` appends it, so
+probes from several places can be told apart (and counted per place) once they meet in Prometheus.
+
+Every (probe, stage, reason) pair and the usual result label
 sets are created with 0 at start, so ``increase()`` and ``absent()`` work right after a restart; the
 per-probe gauges (success, timestamps, consecutive failures) are restored from the state file.
 
@@ -31,12 +35,12 @@ SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 TLS_VERSIONS = ("TLSv1.2", "TLSv1.3", "other")
 DKIM_OWN_RESULTS = ("pass", "fail", "none", "temperror", "permerror")
 CLEANUP_WHY = ("found", "late", "stale")
-P = ("probe",)
+P = ("probe", "location")
 
 INFO = Family(
     "mailpulse_probe_info", "Always 1 for each configured probe; labels name its route (how it is sent), its "
     "target (where it is looked for), the target kind (imap, autoresponder) and the mailbox provider.",
-    Kind.GAUGE, ("probe", "route", "target", "target_kind", "provider"),
+    Kind.GAUGE, ("probe", "route", "target", "target_kind", "provider", "location"),
 )  # fmt: skip
 RUNS = Family(
     "mailpulse_probe_runs_total", "Probe runs that reached an outcome (delivered in time, lost, or failed at a "
@@ -49,7 +53,8 @@ FAILURES = Family(
     "lost, or found with Authentication-Results other than the probe's expect, reason auth_unexpected; "
     "internal: a mailpulse bug) and bounded reason (dns, connect, tls, auth, credentials, rejected_4xx, "
     "rejected_5xx, timeout, protocol, imap_*, lost, auth_unexpected, error). Every stage/reason pair exists "
-    "from the start. Failure ratio: rate(failures) / rate(runs).", Kind.COUNTER, ("probe", "stage", "reason"),
+    "from the start. Failure ratio: rate(failures) / rate(runs).", Kind.COUNTER,
+    ("probe", "stage", "reason", "location"),
 )  # fmt: skip
 SUCCESS = Family(
     "mailpulse_probe_success", "1 if the last run of this probe delivered the message within its deadline, in "
@@ -90,36 +95,36 @@ LATE = Family(
 PLACEMENTS = Family(
     "mailpulse_probe_placements_total", "Delivered probes by the folder they were found in: inbox, junk (the "
     "\\Junk special-use folder or the provider's spam folder) or other (another watched folder).",
-    Kind.COUNTER, ("probe", "folder"),
+    Kind.COUNTER, ("probe", "folder", "location"),
 )  # fmt: skip
 LAST_PLACEMENT = Family(
     "mailpulse_probe_last_placement", "1 for the folder (inbox, junk, other) the last delivered probe was "
-    "found in, 0 for the others.", Kind.GAUGE, ("probe", "folder"),
+    "found in, 0 for the others.", Kind.GAUGE, ("probe", "folder", "location"),
 )  # fmt: skip
 AUTH_RESULTS = Family(
     "mailpulse_probe_auth_results_total", "Authentication results the receiving side stated for delivered "
     "probes, from its Authentication-Results header (or the autoresponder's report), by method (dkim, spf, "
     "dmarc, arc, compauth) and result (pass, fail, softfail, neutral, none, temperror, permerror, policy, "
     "bestguesspass, softpass, other). A method the receiver did not report is not counted.",
-    Kind.COUNTER, ("probe", "method", "result"),
+    Kind.COUNTER, ("probe", "method", "result", "location"),
 )  # fmt: skip
 LAST_AUTH = Family(
     "mailpulse_probe_last_auth_result", "1 for the result each method had for the last delivered probe, 0 for "
-    "results seen before; alert on result!=\"pass\" == 1.", Kind.GAUGE, ("probe", "method", "result"),
+    "results seen before; alert on result!=\"pass\" == 1.", Kind.GAUGE, ("probe", "method", "result", "location"),
 )  # fmt: skip
 DKIM_OWN = Family(
     "mailpulse_probe_dkim_verify_total", "mailpulse's own DKIM verification of the received copy (keys from "
     "the configured resolver): pass, fail (no signature verifies), none (unsigned), temperror (DNS timeout), "
-    "permerror (no key).", Kind.COUNTER, ("probe", "result"),
+    "permerror (no key).", Kind.COUNTER, ("probe", "result", "location"),
 )  # fmt: skip
 SPAM_SCORE = Family(
     "mailpulse_probe_spam_score", "The receiver's spam score of the last delivered probe, by engine: rspamd "
     "(X-Spamd-Result/X-Rspamd-Score), spamassassin (X-Spam-Status/X-Spam-Score), microsoft_scl (SCL -1..9). "
-    "Absent when the receiver states none.", Kind.GAUGE, ("probe", "engine"),
+    "Absent when the receiver states none.", Kind.GAUGE, ("probe", "engine", "location"),
 )  # fmt: skip
 TLS_VERSION = Family(
     "mailpulse_probe_tls_version_info", "1 for the TLS version (TLSv1.2, TLSv1.3, other) of the last "
-    "successful hand-off to the route's server.", Kind.GAUGE, ("probe", "protocol"),
+    "successful hand-off to the route's server.", Kind.GAUGE, ("probe", "protocol", "location"),
 )  # fmt: skip
 SKIPPED = Family(
     "mailpulse_probe_skipped_runs_total", "Scheduled runs that did not start because the previous run of the "
@@ -129,23 +134,23 @@ SKIPPED = Family(
 MAILBOX_UP = Family(
     "mailpulse_probe_mailbox_up", "1 if the watcher of this target's mailbox has every watched folder open "
     "(IMAP connected, logged in, selected), else 0. Targets sharing one login share one watcher, reported "
-    "under the first target's name.", Kind.GAUGE, ("target",),
+    "under the first target's name.", Kind.GAUGE, ("target", "location"),
 )  # fmt: skip
 MAILBOX_ERRORS = Family(
     "mailpulse_probe_mailbox_errors_total", "Times the mailbox watcher lost a watched folder or failed to "
     "(re)open one (each reconnect attempt counts), by bounded reason (imap_connect, imap_tls, imap_auth, "
     "imap_timeout, imap_folder, imap_protocol, ...).",
-    Kind.COUNTER, ("target", "reason"),
+    Kind.COUNTER, ("target", "reason", "location"),
 )  # fmt: skip
 CLEANUP = Family(
     "mailpulse_probe_cleanup_deleted_total", "Probe messages removed from a target mailbox (by UID; moved to "
     "Trash where the provider needs it): found (a run's message), late (arrived after its deadline), stale "
     "(our own, HMAC-checked, older than the late window, removed by the sweep).",
-    Kind.COUNTER, ("target", "reason"),
+    Kind.COUNTER, ("target", "reason", "location"),
 )  # fmt: skip
 CLEANUP_FAILURES = Family(
     "mailpulse_probe_cleanup_failures_total", "Failed attempts to remove probe messages from a target "
-    "mailbox; the sweep retries them later.", Kind.COUNTER, ("target",),
+    "mailbox; the sweep retries them later.", Kind.COUNTER, ("target", "location"),
 )  # fmt: skip
 
 INTERVAL = Family(
@@ -176,6 +181,7 @@ LABEL_SETS = label_sets(
         "result": enum((*RESULTS, "other")),
         "engine": enum(SPAM_ENGINES),
         "protocol": enum(TLS_VERSIONS),
+        "location": named("probes.location"),
     },
     {
         (DKIM_OWN, "result"): enum(DKIM_OWN_RESULTS),
@@ -202,6 +208,7 @@ class ProbeMetrics:
         self.latency = self.store.hist(LATENCY)
         self.send = self.store.hist(SEND_DURATION)
         self.mailboxes = tuple(mailboxes)
+        self.location = config.location
         self._init(config.probes, config)
 
     def _init(self, probes: Sequence[ProbeConfig], config: ProbesConfig) -> None:
@@ -237,6 +244,7 @@ class ProbeMetrics:
         with self.lock:
             probes = {p.name for p in config.probes}
             self.mailboxes = tuple(mailboxes)
+            self.location = config.location
             for fam in (INFO, INTERVAL, DEADLINE):
                 self.counters[fam].clear()
             for fam, store in self.counters.items():
@@ -354,13 +362,13 @@ class ProbeMetrics:
 
     # -- scrape (lock held by the caller) -----------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
+        loc = (self.location,)
         for fam in FAMILIES:
-            if fam is LATENCY:
-                yield fam.from_histograms(self.latency.snapshot())
-            elif fam is SEND_DURATION:
-                yield fam.from_histograms(self.send.snapshot())
+            if fam is LATENCY or fam is SEND_DURATION:
+                hists = self.latency if fam is LATENCY else self.send
+                yield fam.from_histograms({k + loc: h for k, h in hists.snapshot().items()})
             else:
-                yield fam.from_values(dict(self.counters[fam]))
+                yield fam.from_values({k + loc: v for k, v in self.counters[fam].items()})
 
 
 _inc = inc

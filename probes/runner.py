@@ -76,7 +76,7 @@ class ProbeRunner:
                 phase = "send"
                 msg = build(key=self.key, probe=probe.name, mail_from=route.mail_from, rcpt=target.address,
                             extra_headers=dict(probe.headers), body_lines=probe.body_lines,
-                            dkim_sign=self._signers.get(route.name))  # fmt: skip
+                            dkim_sign=self._signers.get(route.name), location=self.config.location)  # fmt: skip
                 token, result.message_id = msg.token, msg.message_id
                 # registered before sending: a fast server can deliver before send() returns
                 pending = self.registry.expect(token, probe.name, watcher.name, target.kind, probe.late_window)

@@ -4,8 +4,11 @@ APScheduler 3.x (4.0 is an alpha) with its ``AsyncIOScheduler``, started inside 
 probe is one ``IntervalTrigger`` job with jitter, ``max_instances=1`` (a run never overlaps itself: a
 tick that finds the previous run still waiting is skipped and counted), ``coalesce=True`` and a misfire
 grace of half the interval. The job is a whole run (send, wait, judge); it never raises, so a failing
-probe cannot stop the scheduler. The first run of every probe starts within its jitter (at most 30 s)
-of the start, so fresh metrics appear quickly after a restart.
+probe cannot stop the scheduler. The first run of every probe starts after a random delay of 1 s to
+1 s + ``probes.start_jitter`` (capped at the probe's interval; :func:`first_delays`), and later runs
+follow every interval from there: probers started together (a fleet rollout, a host reboot) keep the
+phases they drew instead of all hitting the same mailbox in the same second, and fresh metrics still
+appear soon after a restart.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from mailpulse.exporter.feature import Health
 from mailpulse.exporter.logsetup import register_secret
 from mailpulse.exporter.status import StatusSection
 from mailpulse.probes import state
-from mailpulse.probes.config import ProbesConfig, TargetConfig
+from mailpulse.probes.config import ProbeConfig, ProbesConfig, TargetConfig
 from mailpulse.probes.credentials import TokenSource
 from mailpulse.probes.dkimcheck import DkimChecker
 from mailpulse.probes.mailbox import MailboxWatcher
@@ -88,7 +91,8 @@ def build_parts(config: ProbesConfig, lock: threading.Lock | None = None, target
         late = max((p.late_window for p in config.probes if p.target in {t.name for t in group}), default=3600.0)
         tokens = TokenSource(first.oauth2) if first.oauth2 is not None else None
         watcher = MailboxWatcher(first.name, first, key, registry, metrics, late_window=late,
-                                 sweep_interval=config.sweep_interval, tokens=tokens)  # fmt: skip
+                                 sweep_interval=config.sweep_interval, tokens=tokens,
+                                 location=config.location)  # fmt: skip
         for target in group:
             watchers[target.name] = watcher
     senders = {r.name: Sender(r, TokenSource(r.oauth2) if r.oauth2 is not None else None) for r in config.routes}
@@ -98,13 +102,20 @@ def build_parts(config: ProbesConfig, lock: threading.Lock | None = None, target
     return Parts(config, metrics, registry, watchers, runner)
 
 
+def first_delays(probes: Iterable[ProbeConfig], start_jitter: float, rng: random.Random) -> dict[str, float]:
+    """Seconds from the start to the first run of each probe: 1 s plus a uniform share of the start jitter,
+    never more than the probe's interval (a probe must not wait longer for its first run than between runs)."""
+    return {p.name: 1.0 + rng.uniform(0.0, min(start_jitter, p.interval)) for p in probes}
+
+
 class ProbeService:
     families = FAMILIES
 
     def __init__(self, config: ProbesConfig, lock: threading.Lock, state_file: str | None,
                  metrics: ProbeMetrics | None = None, history: RunHistory | None = None,
-                 now: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 now: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:  # fmt: skip
         self.config = config
+        self.rng = rng or random.Random()  # noqa: S311 - spreading starts, not crypto
         self.parts = build_parts(config, lock, metrics=metrics)
         self.metrics = self.parts.metrics
         self.history = history if history is not None else RunHistory()
@@ -174,9 +185,10 @@ class ProbeService:
         watcher_stop = asyncio.Event()
         watchers = [asyncio.create_task(w.run(watcher_stop)) for w in self.parts.unique_watchers]
         scheduler = AsyncIOScheduler()
+        delays = first_delays(self.config.probes, self.config.start_jitter, self.rng)
+        start = datetime.now().astimezone()
         for probe in self.config.probes:
-            delay = random.uniform(1.0, 1.0 + min(probe.jitter, 30.0))  # noqa: S311 - spreading starts, not crypto
-            first = datetime.now().astimezone() + timedelta(seconds=delay)
+            first = start + timedelta(seconds=delays[probe.name])
             scheduler.add_job(
                 self._job, IntervalTrigger(seconds=probe.interval, jitter=probe.jitter or None), args=[probe.name],
                 id=probe.name, name=f"probe {probe.name}", max_instances=1, coalesce=True,

@@ -37,6 +37,8 @@ NO_FOR = {
     "MailProbeDeliveryFailing": "the gauge counts failed runs in a row: three runs are the wait",
     "PostfixBlocklistedByRemote": "a blocklisting reply is rare and always worth a look; the 1h window holds it",
     "MailpulseLogRuleErrors": "one failing line is a bug to report; the 1h window holds it",
+    "MailProbeQuorumFailing": "a location fails after two failed runs in a row: the runs are the wait",
+    "MailProbeLocationFailing": "a location fails after two failed runs in a row: the runs are the wait",
 }
 # Routing of the example Alertmanager config: severity -> receiver.
 ROUTES = {"critical": "pager", "warning": "mail-team", "info": "null"}
@@ -68,8 +70,10 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_rule_files_exist() -> None:
-    """One rule file per part: mailpulse itself, probes, Postfix, rspamd, receiver reports."""
-    assert ["mailpulse.yml", "postfix.yml", "probes.yml", "reports.yml", "rspamd.yml"] == [p.name for p in RULE_FILES]
+    """One rule file per part: mailpulse itself, fleet quorum, probes, Postfix, rspamd, receiver reports."""
+    assert ["fleet.yml", "mailpulse.yml", "postfix.yml", "probes.yml", "reports.yml", "rspamd.yml"] == [
+        p.name for p in RULE_FILES
+    ]
     assert len(ALERTS) == len(ALERT_NAMES), "alert names repeat"
 
 

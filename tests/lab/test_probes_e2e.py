@@ -362,7 +362,7 @@ def test_polling_watcher_and_trash_cleanup(mail_lab: LabEnv, tmp_path: Path) -> 
     assert code == 0, stderr[-2000:]
     ((line),) = lines
     assert ("delivered", "poll") == (line["outcome"], line["watch_mode"])
-    token = line["message_id"].split(".")[1]
+    token = line["message_id"].split(".")[2]  # <mp.LOCATION.TOKEN.MAC@domain>
     conn = imap(mail_lab, "probe@remote.test")
     try:
         conn.select("INBOX", readonly=True)

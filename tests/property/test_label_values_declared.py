@@ -150,7 +150,12 @@ def test_verdicts_with_label_sources_spliced(line: str, marker: str, text: str, 
 # -- the probes and the queue: fed generated outcomes and postqueue lines, not log lines ----------------------
 PROBES = MINIMAL_PROBES
 PROBE_METRICS = ProbeMetrics(PROBES, mailboxes=["t"])
-PROBE_NAMES = {"probes.probes[].name": {"p"}, "probes.routes[].name": {"r"}, "probes.targets[].name": {"t"}}
+PROBE_NAMES = {
+    "probes.probes[].name": {"p"},
+    "probes.routes[].name": {"r"},
+    "probes.targets[].name": {"t"},
+    "probes.location": {"default"},
+}
 WORDS = st.sampled_from(["pass", "fail", "inbox", "junk", "other", "send", "receive", "timeout", "TLSv1.3", "x", ""])
 ANY = st.one_of(st.none(), WORDS, st.text(max_size=12))
 

@@ -32,8 +32,15 @@ class _Collector(Collector):
         return self.metrics.collect()
 
 
+class _Registry(CollectorRegistry):
+    """Samples of this prober's location unless a test names another (every probe family has the label)."""
+
+    def get_sample_value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        return super().get_sample_value(name, {"location": "default", **(labels or {})})
+
+
 def registry_of(metrics: ProbeMetrics) -> CollectorRegistry:
-    reg = CollectorRegistry(auto_describe=False)
+    reg = _Registry(auto_describe=False)
     reg.register(_Collector(metrics))
     return reg
 
@@ -161,7 +168,7 @@ def test_exposition_is_valid_text() -> None:
     metrics.record(delivered())
     text = generate_latest(registry_of(metrics)).decode()
     assert "# TYPE mailpulse_probe_delivery_latency_seconds histogram" in text
-    assert 'mailpulse_probe_delivery_latency_seconds_bucket{le="3600.0",probe="p"} 1.0' in text
+    assert 'mailpulse_probe_delivery_latency_seconds_bucket{le="3600.0",location="default",probe="p"} 1.0' in text
 
 
 def found(internaldate: float | None, detected: float) -> Found:
