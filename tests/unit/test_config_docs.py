@@ -64,7 +64,7 @@ def test_example_config_is_valid(example: Path) -> None:
     paths and hosts are an example's: the machine checks would rightly fail here)."""
     out, err = io.StringIO(), io.StringIO()
     assert 0 == main(["check-config", "--config-only", "-c", str(example)], out=out, err=err), err.getvalue()
-    assert "features: postfix, queue, rspamd, probes" in out.getvalue()
+    assert "features: postfix, queue, rspamd, probes, posture" in out.getvalue()
     config = load_config(str(example))
     assert {"file", "journald"} == {s.type for s in config.sources}
 
@@ -72,7 +72,7 @@ def test_example_config_is_valid(example: Path) -> None:
 def test_example_exercises_every_route_and_target_form(example: Path) -> None:
     """The example shows each way to authenticate a route, both TLS modes, DKIM signing, and every target kind."""
     feats = features()
-    probes = load_config(str(example), feats).section(feats[-1])
+    probes = load_config(str(example), feats).section(next(f for f in feats if f.name == "probes"))
     assert probes is not None
     assert {"password", "xoauth2", "client_cert"} <= {r.auth for r in probes.routes}
     assert {"implicit", "starttls"} == {r.tls for r in probes.routes}
