@@ -105,7 +105,8 @@ async def check_spf(env: Env, target: Target) -> Verdict:
         raise _fail(exc.reason, exc.detail) from exc
     values = {"lookups": float(outcome.lookups), "void_lookups": float(outcome.voids)}
     if outcome.error is not None:
-        raise _fail(outcome.error.reason, outcome.error.detail, values)
+        counted = f"{outcome.lookups} lookups, {outcome.voids} void lookups"
+        raise _fail(outcome.error.reason, f"{outcome.error.detail}; {counted}", values)
     config = env.domains[domain]
     names = config.senders if config.senders is not None else tuple(env.senders)
     results: dict[str, str] = {}
