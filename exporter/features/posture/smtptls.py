@@ -93,9 +93,9 @@ async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, s
 
 
 def verifying_context(ca_file: str | None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1
-    return context
+    # the system's minimum protocol stays: an MX that offers only TLS 1.0/1.1 fails the handshake
+    # (reason handshake), as it would for a sending Postfix on the same system
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def insecure_context() -> ssl.SSLContext:
