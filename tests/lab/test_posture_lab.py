@@ -157,7 +157,8 @@ def test_posture_command_table_json_and_exit_status(plab: PostureLab, tmp_path: 
     out, err = io.StringIO(), io.StringIO()
     assert 1 == main(["posture", "--once", "-c", str(path)], out=out, err=err), err.getvalue()
     table = out.getvalue()
-    assert "dkim-mismatch.posture.test" in table and "key_mismatch" in table
+    assert "dkim-mismatch.posture.test" in table
+    assert "key_mismatch" in table
     out = io.StringIO()
     assert 1 == main(["posture", "--once", "--json", "-c", str(path)], out=out, err=err)
     doc = json.loads(out.getvalue())
@@ -210,3 +211,37 @@ def test_daemon_exports_the_posture_families(plab: PostureLab, tmp_path: Path) -
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert 0 == proc.returncode, out.decode()[-2000:]
+
+
+ORACLE = """
+import json, sys
+import dns.nameserver
+from checkdmarc.spf import check_spf
+port = int(sys.argv[1])
+out = {}
+for d in sys.argv[2:]:
+    r = check_spf(d, nameservers=[dns.nameserver.Do53Nameserver("127.0.0.1", port)], timeout=2.0)
+    out[d] = [r.get("valid"), r.get("dns_lookups"), r.get("void_dns_lookups")]
+print(json.dumps(out))
+"""
+
+
+def test_spf_counts_against_checkdmarc(plab: PostureLab, results: list[CheckResult]) -> None:
+    """checkdmarc as an oracle (never a dependency): set MAILPULSE_CHECKDMARC_PYTHON to a Python that has it
+    (e.g. a throwaway venv). Lookup counts agree on every lab domain it can count; void lookups agree except
+    where checkdmarc does not count an `exists:` term whose A query found nothing (RFC 7208 §4.6.4 counts
+    every term whose query returns NXDOMAIN or no answers; spf-voids has one)."""
+    python = os.environ.get("MAILPULSE_CHECKDMARC_PYTHON")
+    if not python:
+        pytest.skip("set MAILPULSE_CHECKDMARC_PYTHON to a python with checkdmarc installed")
+    names = ["good", "spf-mx9", "spf-lookups", "spf-voids", "dmarc-none"]
+    proc = subprocess.run([python, "-c", ORACLE, str(plab.dns_port), *(f"{n}.{zones.ZONE}" for n in names)],
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    oracle = json.loads(proc.stdout)
+    ours = {r.target.domain: r.values for r in results if r.target.check == "spf"}
+    for name in names:
+        domain = f"{name}.{zones.ZONE}"
+        _valid, lookups, voids = oracle[domain]
+        assert lookups == ours[domain]["lookups"], domain
+        expected_voids = voids + 1 if name == "spf-voids" else voids
+        assert expected_voids == ours[domain]["void_lookups"], domain
