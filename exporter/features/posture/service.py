@@ -77,7 +77,7 @@ def plan(config: PostureConfig, mx: dict[str, tuple[str, ...]]) -> list[Target]:
 
 
 async def run_once(config: PostureConfig, only: Sequence[str] = (), env: Env | None = None,
-                   on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:  # fmt: skip
+                   on_result: Callable[[CheckResult], object] | None = None) -> list[CheckResult]:  # fmt: skip
     """Every target once, concurrently within the lanes; results in plan order."""
     env = env or Env.build(config)
     lanes = Lanes(config.concurrency)
