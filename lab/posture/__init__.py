@@ -58,10 +58,13 @@ class PostureLab:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     servers: Servers | None = None
     blackhole: labdns.Blackhole | None = None
+    domains: list[zones.Domain] = field(default_factory=lambda: list(zones.DOMAINS))
 
     @classmethod
-    def up(cls, dir_: Path) -> PostureLab:
+    def up(cls, dir_: Path, bench_domains: int = 0) -> PostureLab:
+        """Start the lab; ``bench_domains`` adds that many good domains (b0000.posture.test, ...)."""
         lab = cls(dir_)
+        lab.domains += zones.bench_domains(bench_domains)
         try:
             lab._up()
         except BaseException:
@@ -77,11 +80,11 @@ class PostureLab:
         self.smtp_port = _free_on(IPS_SMTP, taken)
         self.https_port = _free_on(IPS_HTTPS, taken)
         pkidir = self.dir / "pki"
-        self.keys = keys = pki.make(pkidir)
+        self.keys = keys = pki.make(pkidir, self.domains)
         for sub in ("run", "db", "zones"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         others = zones.other_zones(keys)
-        (self.dir / "zones" / f"{zones.ZONE}.zone").write_text(zones.posture_zone_text(keys))
+        (self.dir / "zones" / f"{zones.ZONE}.zone").write_text(zones.posture_zone_text(keys, self.domains))
         for name, text in others.items():
             (self.dir / "zones" / f"{name}.zone").write_text(text)
         names = [zones.ZONE, *others]
@@ -99,7 +102,7 @@ class PostureLab:
         servers.smtp(zones.GOOD_MX_IP, self.smtp_port, mx)
         servers.smtp(zones.NOTLS_MX_IP, self.smtp_port, None)
         servers.smtp(zones.EXPIRING_MX_IP, self.smtp_port, server_context(pkidir, "expiring"))
-        policies = {f"mta-sts.{d.fqdn}": zones.policy_body(d) for d in zones.DOMAINS}
+        policies = {f"mta-sts.{d.fqdn}": zones.policy_body(d) for d in self.domains}
         servers.https(zones.GOOD_MX_IP, self.https_port, server_context(pkidir, "sts"), policies)
         servers.https(zones.BADCERT_HTTPS_IP, self.https_port, server_context(pkidir, "wrong"), policies)
 
@@ -129,7 +132,7 @@ class PostureLab:
                 "dkim": [{"selector": "sel1", "key_file": str(pkidir / "dkim-good.key")}]
                 + ([{"selector": "ed1", "key_file": str(pkidir / "dkim-ed.key")}] if d.name == "good" else []),
                 "dnsbl": d.name in ("good", zones.DBL_LISTED, zones.DBL_ERROR),
-            } for d in zones.DOMAINS],
+            } for d in self.domains],
             "senders": [{"name": s.name, "ip": s.ip, "helo": s.helo} for s in zones.SENDERS],
             "dnsbl": {
                 "zones": ["spamhaus-zen", "spamhaus-dbl"],

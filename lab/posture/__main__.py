@@ -1,9 +1,12 @@
-"""``python -m lab.posture DIR``: run the posture lab until Ctrl-C and print a config for it."""
+"""``python -m lab.posture DIR [--bench-domains N]``: run the posture lab until stopped; writes the
+``posture:`` config for it to DIR/posture.yaml and prints ``ready`` on stdout."""
 
 from __future__ import annotations
 
+import argparse
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
 import yaml
@@ -12,15 +15,22 @@ from lab.posture import PostureLab
 
 
 def main() -> int:
-    lab = PostureLab.up(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/posture-lab"))
+    parser = argparse.ArgumentParser(prog="python -m lab.posture")
+    parser.add_argument("dir", type=Path)
+    parser.add_argument("--bench-domains", type=int, default=0)
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    lab = PostureLab.up(args.dir, args.bench_domains)
     try:
-        print(yaml.safe_dump({"posture": lab.config()}, sort_keys=False))
-        while True:
-            time.sleep(3600)
+        (args.dir / "posture.yaml").write_text(yaml.safe_dump({"posture": lab.config()}, sort_keys=False))
+        print("ready", flush=True)
+        stop.wait()
     except KeyboardInterrupt:
-        return 0
+        pass
     finally:
         lab.down()
+    return 0
 
 
 if __name__ == "__main__":

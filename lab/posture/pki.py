@@ -10,7 +10,7 @@ import ssl
 import subprocess
 from pathlib import Path
 
-from lab.posture.zones import DOMAINS, INSECURE, ZONE, Keys
+from lab.posture.zones import INSECURE, ZONE, Domain, Keys
 from mailpulse.exporter.features.posture import der
 
 _EC = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
@@ -36,13 +36,13 @@ def spki_b64(key: Path) -> str:
     return base64.b64encode(_openssl("pkey", "-in", str(key), "-pubout", "-outform", "DER")).decode()
 
 
-def make(dir_: Path) -> Keys:
+def make(dir_: Path, domains: list[Domain]) -> Keys:
     dir_.mkdir(parents=True, exist_ok=True)
     _openssl("req", "-x509", *_EC, "-keyout", str(dir_ / "ca.key"), "-subj", "/CN=mailpulse posture lab CA",
              "-days", "30", "-out", str(dir_ / "ca.crt"))  # fmt: skip
     _issue(dir_, "mx", [f"*.{ZONE}", f"mx.{INSECURE}"], 30)
     _issue(dir_, "expiring", [f"mx.expiring.{ZONE}"], 2)
-    _issue(dir_, "sts", [f"mta-sts.{d.fqdn}" for d in DOMAINS], 30)
+    _issue(dir_, "sts", [f"mta-sts.{d.fqdn}" for d in domains], 30)
     _issue(dir_, "wrong", ["wrong.example"], 30)
     # the signers' own key generators: OpenDKIM's (RSA, PEM) and rspamd's (RSA; ed25519 in its base64 format)
     _run("opendkim-genkey", "-b", "2048", "-D", str(dir_), "-d", "good.posture.test", "-s", "sel1")

@@ -219,9 +219,14 @@ def render_domain(d: Domain, keys: Keys, sts_id: str) -> list[str]:
     return [f"{owner + '.' if owner else ''}{d.fqdn}. 60 {rr}" for owner, rr in domain_records(d, keys, sts_id)]
 
 
-def posture_zone_text(keys: Keys, sts_id: str = "20260101") -> str:
+def bench_domains(count: int) -> list[Domain]:
+    """Good domains for the benchmark (b0000...), each with the good domain's records (no DANE)."""
+    return [Domain(f"b{i:04d}") for i in range(count)]
+
+
+def posture_zone_text(keys: Keys, domains: list[Domain], sts_id: str = "20260101") -> str:
     head = posture_zone_head(keys)
-    body = [line for d in DOMAINS for line in render_domain(d, keys, sts_id)]
+    body = [line for d in domains for line in render_domain(d, keys, sts_id)]
     return "\n".join(head + body) + "\n"
 
 
