@@ -68,8 +68,8 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_rule_files_exist() -> None:
-    """One rule file per part: mailpulse itself, probes, Postfix, rspamd."""
-    assert ["mailpulse.yml", "postfix.yml", "probes.yml", "rspamd.yml"] == [p.name for p in RULE_FILES]
+    """One rule file per part: mailpulse itself, probes, Postfix, posture, rspamd."""
+    assert ["mailpulse.yml", "postfix.yml", "posture.yml", "probes.yml", "rspamd.yml"] == [p.name for p in RULE_FILES]
     assert len(ALERTS) == len(ALERT_NAMES), "alert names repeat"
 
 
