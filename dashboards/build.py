@@ -14,11 +14,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dashboards import authentication, delivery, docs, postfix, rspamd
+from dashboards import authentication, delivery, docs, postfix, posture, rspamd
 from dashboards.grafana import Json
 
 OUT_DIR = Path(__file__).resolve().parent / "json"
-BUILDERS: tuple[Callable[[], Json], ...] = (delivery.build, postfix.build, rspamd.build, authentication.build)
+BUILDERS: tuple[Callable[[], Json], ...] = (
+    delivery.build,
+    postfix.build,
+    rspamd.build,
+    authentication.build,
+    posture.build,
+)
 
 
 def all_dashboards() -> list[Json]:

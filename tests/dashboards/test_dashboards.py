@@ -28,7 +28,13 @@ from tests.dashboards.promql import (
 )
 
 DASHBOARDS = build.all_dashboards()
-EXPECTED_UIDS = {"mailpulse-delivery", "mailpulse-postfix", "mailpulse-rspamd", "mailpulse-authentication"}
+EXPECTED_UIDS = {
+    "mailpulse-delivery",
+    "mailpulse-postfix",
+    "mailpulse-rspamd",
+    "mailpulse-authentication",
+    "mailpulse-posture",
+}
 PANEL_TYPES = {"timeseries", "stat", "bargauge", "heatmap", "table", "piechart", "state-timeline"}
 GRAFANA_RANGES = {"[$__rate_interval]", "[$__range]"}
 

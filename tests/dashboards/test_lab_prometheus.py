@@ -40,6 +40,7 @@ import pytest
 import yaml
 
 from dashboards.build import all_dashboards
+from mailpulse.exporter.features.posture.result import CHECKS
 from tests.dashboards.promql import ALERTS_DIR, REPO, substitute_grafana
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
@@ -185,11 +186,15 @@ def prometheus(mail_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus (Debian package prometheus) is not installed")
+    from lab.posture import PostureLab
     from lab.traffic import run as run_traffic
 
     work = tmp_path_factory.mktemp("dashboards-lab")
     http_port, prom_port, closed_port = free_port(), free_port(), free_port()
     config = lab_config(mail_lab.dir, work, http_port, closed_port, mail_lab["LAB_SCORE_HEADER"])
+    # the posture lab (its own DNS, SMTP and HTTPS servers) feeds the Domain posture dashboard and alerts
+    posture_lab = PostureLab.up(work / "posture-lab")
+    config["posture"] = posture_lab.config(checks={c: {"interval": "5s"} for c in CHECKS})
     (work / "mailpulse.yaml").write_text(yaml.safe_dump(config))
     (work / "mailpulse.yaml").chmod(0o600)
     (work / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(RULE_FILES, f"127.0.0.1:{http_port}")))
@@ -239,6 +244,7 @@ def prometheus(mail_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         for daemon in reversed(daemons):
             daemon.stop()
+        posture_lab.down()
         if os.environ.get("MAILPULSE_LAB_KEEP"):
             print(f"dashboards lab test: logs in {work}")
 
