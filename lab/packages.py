@@ -21,6 +21,11 @@ PACKAGES: tuple[str, ...] = (
     "dnsmasq-base",
     "openssl",
     "iproute2",
+    # the posture lab (lab/posture): knotd serves a DNSSEC-signed zone, unbound validates it (the AD bit);
+    # ldnsutils (ldns-dane, ldns-signzone) for looking at DANE/DNSSEC by hand
+    "knot",
+    "unbound",
+    "ldnsutils",
 )
 
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
