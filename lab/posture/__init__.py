@@ -59,11 +59,14 @@ class PostureLab:
     servers: Servers | None = None
     blackhole: labdns.Blackhole | None = None
     domains: list[zones.Domain] = field(default_factory=lambda: list(zones.DOMAINS))
+    # more DNSSEC-signed zones (origin -> records), e.g. names for the main lab's real Postfix
+    signed_zones: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def up(cls, dir_: Path, bench_domains: int = 0) -> PostureLab:
-        """Start the lab; ``bench_domains`` adds that many good domains (b0000.posture.test, ...)."""
-        lab = cls(dir_)
+    def up(cls, dir_: Path, bench_domains: int = 0, signed_zones: dict[str, list[str]] | None = None) -> PostureLab:
+        """Start the lab; ``bench_domains`` adds that many good domains (b0000.posture.test, ...),
+        ``signed_zones`` more signed zones (origin -> zone-file records relative to it)."""
+        lab = cls(dir_, signed_zones=dict(signed_zones or {}))
         lab.domains += zones.bench_domains(bench_domains)
         try:
             lab._up()
@@ -87,10 +90,14 @@ class PostureLab:
         (self.dir / "zones" / f"{zones.ZONE}.zone").write_text(zones.posture_zone_text(keys, self.domains))
         for name, text in others.items():
             (self.dir / "zones" / f"{name}.zone").write_text(text)
-        names = [zones.ZONE, *others]
-        (self.dir / "knot.conf").write_text(labdns.knot_conf(self.dir, self.knot_port, names))
+        for origin, records in self.signed_zones.items():
+            (self.dir / "zones" / f"{origin}.zone").write_text(zones.simple_zone(origin, records))
+        signed = [zones.ZONE, *self.signed_zones]
+        names = [*signed, *others]
+        (self.dir / "knot.conf").write_text(labdns.knot_conf(self.dir, self.knot_port, names, signed))
         self.procs.append(labdns.start(["knotd", "-c", str(self.dir / "knot.conf")], self.dir / "knotd.out"))
-        (self.dir / "anchor.key").write_text("\n".join(labdns.dnskeys(self.knot_port, zones.ZONE)) + "\n")
+        anchors = [line for zone in signed for line in labdns.dnskeys(self.knot_port, zone)]
+        (self.dir / "anchor.key").write_text("\n".join(anchors) + "\n")
         self.blackhole = labdns.Blackhole(self.blackhole_port)
         (self.dir / "unbound.conf").write_text(labdns.unbound_conf(self.dir, self.dns_port, self.knot_port, names,
                                                                    self.blackhole_port))  # fmt: skip

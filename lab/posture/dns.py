@@ -14,10 +14,8 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-SIGNED = ("posture.test",)
 
-
-def knot_conf(dir_: Path, port: int, zones: list[str]) -> str:
+def knot_conf(dir_: Path, port: int, zones: list[str], signed: list[str]) -> str:
     lines = ["server:", f'    rundir: "{dir_}/run"', f"    listen: 127.0.0.1@{port}", "database:",
              f'    storage: "{dir_}/db"', "log:", f"  - target: {dir_}/knot.log", "    any: info", "policy:",
              "  - id: lab", "    algorithm: ecdsap256sha256", "    nsec3: off", "template:", "  - id: default",
@@ -25,7 +23,7 @@ def knot_conf(dir_: Path, port: int, zones: list[str]) -> str:
              "    journal-content: none", "zone:"]  # fmt: skip
     for zone in zones:
         lines.append(f"  - domain: {zone}")
-        if zone in SIGNED:
+        if zone in signed:
             lines += ["    dnssec-signing: on", "    dnssec-policy: lab"]
     return "\n".join(lines) + "\n"
 
