@@ -219,8 +219,8 @@ async def check_mx_tls(env: Env, target: Target) -> Verdict:
     host = target.item
     if not host:  # discovery found nothing (or failed): ask again, so a DNS error is reported as one
         found = await discover_mx(env, target.domain)
-        raise _fail("no_mx", f"{target.domain} has no MX records" if not found else
-                    f"{target.domain}: MX records appeared ({', '.join(found)}); checked from the next discovery")  # fmt: skip
+        detail = f"{target.domain}: MX records appeared, checked from the next discovery" if found else ""
+        raise _fail("no_mx", detail or f"{target.domain} has no MX records")
     address = await _mx_address(env, host)
     port, helo, timeout = env.config.smtp_port, env.config.helo, env.config.dns_timeout * 3
     # first as a sender that checks names and trust; the certificate's dates come from a second session
