@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import yaml
 
 from mailpulse import parse_config
-from mailpulse.exporter.features.posture import Posture
+from mailpulse.exporter.features.posture.feature import Posture
 from mailpulse.exporter.features.posture.result import CheckResult
 from mailpulse.exporter.features.posture.service import run_once
 

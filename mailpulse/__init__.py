@@ -24,7 +24,7 @@ __all__ = ["__version__", "console_main", "features", "load_config", "main", "pa
 def features() -> list[AnyFeature]:
     """Fresh instances of every feature, in the order of docs/metrics.md and docs/config.md."""
     from mailpulse.exporter.features import PostfixLogs, PostfixQueue, RspamdLogs  # noqa: PLC0415
-    from mailpulse.exporter.features.posture import Posture  # noqa: PLC0415
+    from mailpulse.exporter.features.posture.feature import Posture  # noqa: PLC0415
     from mailpulse.probes.feature import Probes  # noqa: PLC0415
 
     return [PostfixLogs(), PostfixQueue(), RspamdLogs(), Probes(), Posture()]

@@ -23,8 +23,8 @@ import yaml
 
 from lab.posture import PostureLab, zones
 from mailpulse import main, parse_config
-from mailpulse.exporter.features.posture import Posture
 from mailpulse.exporter.features.posture.config import PostureConfig
+from mailpulse.exporter.features.posture.feature import Posture
 from mailpulse.exporter.features.posture.result import CHECKS, CheckResult
 from mailpulse.exporter.features.posture.service import run_once
 from tests.helpers import free_port, scrape, value, wait_for

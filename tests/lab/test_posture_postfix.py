@@ -16,7 +16,8 @@ import pytest
 
 from lab.posture import PostureLab
 from mailpulse import parse_config
-from mailpulse.exporter.features.posture import Posture, der
+from mailpulse.exporter.features.posture import der
+from mailpulse.exporter.features.posture.feature import Posture
 from mailpulse.exporter.features.posture.service import run_once
 from mailpulse.exporter.features.posture.smtptls import insecure_context, starttls
 

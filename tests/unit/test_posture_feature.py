@@ -16,8 +16,8 @@ from prometheus_client.registry import Collector
 
 from mailpulse.exporter.config import parse_config
 from mailpulse.exporter.configtools import ConfigError
-from mailpulse.exporter.features.posture import Posture
 from mailpulse.exporter.features.posture.config import PostureConfig
+from mailpulse.exporter.features.posture.feature import Posture
 from mailpulse.exporter.features.posture.metrics import PostureMetrics
 from mailpulse.exporter.features.posture.result import CheckResult, Target
 from mailpulse.exporter.features.posture.service import PostureService, run_once

@@ -1,8 +1,5 @@
 """Deliverability posture: how the world sees your domains (SPF, DKIM, DMARC, MTA-STS, TLS-RPT, MX TLS,
-DANE, reverse DNS, blocklists), checked on a schedule and exported as metrics. Guide: docs/posture.md."""
+DANE, reverse DNS, blocklists), checked on a schedule and exported as metrics. Guide: docs/posture.md.
 
-from __future__ import annotations
-
-from mailpulse.exporter.features.posture.feature import Posture
-
-__all__ = ["Posture"]
+The feature is :class:`mailpulse.exporter.features.posture.feature.Posture`; this package imports nothing
+itself, so its modules can import each other through it without a cycle."""
