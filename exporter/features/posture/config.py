@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from mailpulse.exporter.configtools import NAME_RE, Node, Secret
 from mailpulse.exporter.features.posture.dnsbl import DEFAULT_ZONES, Zone
+from mailpulse.exporter.features.posture.metrics import ZONE_ERROR_CLASSES
 from mailpulse.exporter.features.posture.result import CHECKS
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
@@ -73,7 +74,8 @@ KEY_DOCS: dict[str, str] = {
     "posture.dnsbl.custom[].kind": "`ip` or `domain`.",
     "posture.dnsbl.custom[].type": "`block` or `allow`.",
     "posture.dnsbl.custom[].listed": "Return codes that mean listed, with their meaning.",
-    "posture.dnsbl.custom[].errors": "Return codes that mean an error, with a class.",
+    "posture.dnsbl.custom[].errors": "Return codes that mean an error, with a class: `typo`, `public_resolver`, "
+    "`over_limit`, `bad_query` or `other` (the `class` label).",
     "posture.dnsbl.custom[].test_point": "A name the zone must always list (RFC 5782 §5).",
     "posture.dnsbl.dqs_key": "Spamhaus DQS key (`dqs_key_file` or `dqs_key_env`): the Spamhaus zones are then "
     "queried through DQS.",
@@ -222,6 +224,9 @@ def _zone(node: Node) -> Zone:
     kind = node.string("kind", "ip", choices=("ip", "domain"))
     listed = node.str_map("listed", {"127.0.0.2": "listed"})
     errors = node.str_map("errors")
+    for code, cls in errors.items():
+        if cls not in ZONE_ERROR_CLASSES:  # a label value: from a fixed set
+            node.problem(f"must be one of {', '.join(ZONE_ERROR_CLASSES)} (got {cls!r})", f"errors.{code}")
     for key, codes in (("listed", listed), ("errors", errors)):
         for code in codes:
             try:

@@ -70,9 +70,13 @@ FAMILIES = (CHECK_OK, CHECK_UP, DURATION, LAST_RUN, RUNS, FAILURES, SPF_LOOKUPS,
             CERT_NOT_AFTER, TLS_VERSION, TLSA_MATCH, TLSA_VALIDATED, DNSBL_LISTED, DNSBL_ERRORS)  # fmt: skip
 SPF_RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
 POLICIES = ("none", "quarantine", "reject")
-DNSBL_ERROR_CLASSES = ("typo", "public_resolver", "over_limit", "bad_query", "bad_answer", "not_loopback", "dead",
-                       "unknown_code", "dns_timeout", "dns_servfail", "dns_refused", "dns_error", "timeout",
-                       "internal")  # fmt: skip
+# the classes a zone's table (built-in or `dnsbl.custom[].errors`) may give an error code
+ZONE_ERROR_CLASSES = ("typo", "public_resolver", "over_limit", "bad_query", "other")
+DNSBL_ERROR_CLASSES = (*ZONE_ERROR_CLASSES, "bad_answer", "not_loopback", "dead", "unknown_code", "dns_timeout",
+                       "dns_servfail", "dns_refused", "dns_error", "timeout", "internal")  # fmt: skip
+TLS_VERSIONS = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "unknown")
+STS_MODES = ("enforce", "testing", "none")
+KEY_TYPES = ("rsa", "ed25519")
 LABEL_SETS = label_sets(
     FAMILIES,
     {
@@ -85,12 +89,12 @@ LABEL_SETS = label_sets(
         "result": enum(SPF_RESULTS),
         "ip": named("posture.senders[].name", ""),
         "selector": named("posture.domains[].dkim[].selector"),
-        "type": enum(("rsa", "ed25519")),
+        "type": enum(KEY_TYPES),
         "p": enum(POLICIES), "sp": enum(POLICIES), "np": enum(POLICIES),
         "kind": enum(("rua", "ruf")),
-        "mode": enum(("enforce", "testing", "none")),
+        "mode": enum(STS_MODES),
         "mx": bounded(10, "MX host names from `posture.domains[].mx` or the domain's MX records", cap_key=""),
-        "version": enum(("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "unknown")),
+        "version": enum(TLS_VERSIONS),
         "class": enum(DNSBL_ERROR_CLASSES),
     },
     {(RUNS, "result"): enum(("ok", "failed", "error", "skipped"))},
@@ -116,6 +120,11 @@ class PostureMetrics:
             self.last = {k: v for k, v in self.last.items() if k in keys}
 
     def record(self, result: CheckResult) -> None:
+        """Label values are held to their declared sets here, whatever a check (or a bug in one) put in the
+        result: an unknown reason becomes ``internal``, an unknown class ``other``, an unknown version
+        ``unknown``, an unknown policy or mode is not exported."""
+        if result.reason not in ALL_REASONS:
+            result.reason = "internal"
         check = result.target.check
         outcome = "ok" if result.ok else ("failed" if result.up else "error")
         with self._lock:
@@ -125,7 +134,7 @@ class PostureMetrics:
                 self.failures[(check, result.reason)] = self.failures.get((check, result.reason), 0.0) + 1
             if check == "dnsbl" and not result.ok and result.reason != "listed":
                 cls = result.infos.get("error_class", result.reason)
-                key = (result.target.zone, cls)
+                key = (result.target.zone, cls if cls in DNSBL_ERROR_CLASSES else "other")
                 self.dnsbl_errors[key] = self.dnsbl_errors.get(key, 0.0) + 1
 
     def skipped(self, check: str) -> None:
@@ -148,7 +157,13 @@ class PostureMetrics:
             yield family.from_values(stores[family])
 
 
+def _put(store: dict[tuple[str, ...], float], key: tuple[str, ...], values: dict[str, float], name: str) -> None:
+    if name in values:
+        store[key] = values[name]
+
+
 def _add(stores: dict[Family, dict[tuple[str, ...], float]], r: CheckResult) -> None:
+    """One target's series; each measured value only when the check measured it."""
     t = r.target
     key = (t.check, t.domain, t.item, t.zone)
     stores[CHECK_OK][(*key, r.reason)] = float(r.ok)
@@ -157,35 +172,34 @@ def _add(stores: dict[Family, dict[tuple[str, ...], float]], r: CheckResult) -> 
     stores[LAST_RUN][key] = r.finished_at
     v, i = r.values, r.infos
     if t.check == "spf":
-        if "lookups" in v:
-            stores[SPF_LOOKUPS][(t.domain,)] = v["lookups"]
-            stores[SPF_VOIDS][(t.domain,)] = v["void_lookups"]
+        _put(stores[SPF_LOOKUPS], (t.domain,), v, "lookups")
+        _put(stores[SPF_VOIDS], (t.domain,), v, "void_lookups")
         for name, result in i.items():
-            if name.startswith("sender:"):
+            if name.startswith("sender:") and result in SPF_RESULTS:
                 stores[SPF_SENDER][(t.domain, name[7:], result)] = 1.0
     elif t.check == "dkim":
-        if "key_match" in v:
-            stores[DKIM_MATCH][(t.domain, t.item)] = v["key_match"]
-        if "bits" in v:
-            stores[DKIM_BITS][(t.domain, t.item, i.get("key_type", "rsa"))] = v["bits"]
-            stores[DKIM_TESTING][(t.domain, t.item)] = v["testing"]
-    elif t.check == "dmarc" and "p" in i:
-        stores[DMARC_POLICY][(t.domain, i["p"], i["sp"], i["np"])] = 1.0
-        stores[DMARC_TESTING][(t.domain,)] = v["testing"]
-        if "pct" in v:
-            stores[DMARC_PCT][(t.domain,)] = v["pct"]
+        _put(stores[DKIM_MATCH], (t.domain, t.item), v, "key_match")
+        _put(stores[DKIM_TESTING], (t.domain, t.item), v, "testing")
+        key_type = i.get("key_type", "rsa")
+        if key_type in KEY_TYPES:
+            _put(stores[DKIM_BITS], (t.domain, t.item, key_type), v, "bits")
+    elif t.check == "dmarc":
+        if all(i.get(k) in POLICIES for k in ("p", "sp", "np")):
+            stores[DMARC_POLICY][(t.domain, i["p"], i["sp"], i["np"])] = 1.0
+        _put(stores[DMARC_TESTING], (t.domain,), v, "testing")
+        _put(stores[DMARC_PCT], (t.domain,), v, "pct")
         for kind in ("rua", "ruf"):
-            stores[DMARC_REPORTS][(t.domain, kind)] = v[kind]
-    elif t.check == "mta_sts" and "mode" in i:
-        stores[STS_MODE][(t.domain, i["mode"])] = 1.0
-        stores[STS_AGE][(t.domain,)] = v["max_age"]
+            _put(stores[DMARC_REPORTS], (t.domain, kind), v, kind)
+    elif t.check == "mta_sts":
+        if i.get("mode") in STS_MODES:
+            stores[STS_MODE][(t.domain, i["mode"])] = 1.0
+        _put(stores[STS_AGE], (t.domain,), v, "max_age")
     elif t.check == "mx_tls" and "not_after" in v:
         stores[CERT_NOT_AFTER][(t.domain, t.item)] = v["not_after"]
-        stores[TLS_VERSION][(t.domain, t.item, i.get("version", "unknown"))] = 1.0
+        version = i.get("version", "unknown")
+        stores[TLS_VERSION][(t.domain, t.item, version if version in TLS_VERSIONS else "unknown")] = 1.0
     elif t.check == "dane":
-        if "match" in v:
-            stores[TLSA_MATCH][(t.domain, t.item)] = v["match"]
-        if "validated" in v:
-            stores[TLSA_VALIDATED][(t.domain, t.item)] = v["validated"]
-    elif t.check == "dnsbl" and "listed" in v:
-        stores[DNSBL_LISTED][(t.zone, t.domain, t.item)] = v["listed"]
+        _put(stores[TLSA_MATCH], (t.domain, t.item), v, "match")
+        _put(stores[TLSA_VALIDATED], (t.domain, t.item), v, "validated")
+    elif t.check == "dnsbl":
+        _put(stores[DNSBL_LISTED], (t.zone, t.domain, t.item), v, "listed")
