@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.asyncquery
 import dns.exception
@@ -57,6 +57,18 @@ class Answer:
         return out
 
 
+CACHE_SECONDS = 10.0  # answers shared by checks running within this window (the same include, MX, zone test point)
+CACHE_MAX = 50_000
+
+
+@dataclass
+class _Cache:
+    """Answers (and queries in flight) by (name, type) for a few seconds: a thousand domains that include
+    the same SPF record, or share an MX, ask the resolver once. Failures are not kept."""
+
+    entries: dict[tuple[str, str], tuple[float, asyncio.Future[Answer]]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Resolver:
     """Where queries go: resolver addresses (a validating one for DANE), their port, a per-query limit."""
@@ -64,8 +76,43 @@ class Resolver:
     nameservers: tuple[str, ...]
     port: int = 53
     timeout: float = 3.0
+    cache_seconds: float = CACHE_SECONDS
+    _cache: _Cache = field(default_factory=_Cache, compare=False, repr=False)
 
     async def query(self, name: str, rdtype: str) -> Answer:
+        if self.cache_seconds <= 0:
+            return await self._query(name, rdtype)
+        loop = asyncio.get_running_loop()
+        key = (name.lower().rstrip("."), rdtype)
+        now = loop.time()
+        entry = self._cache.entries.get(key)
+        if entry is not None and entry[0] > now and entry[1].get_loop() is loop:
+            try:
+                return await asyncio.shield(entry[1])
+            except asyncio.CancelledError:
+                if not entry[1].cancelled():
+                    raise  # this task itself is being cancelled
+            return await self._query(name, rdtype)  # the task that asked first was cancelled: ask again
+        if len(self._cache.entries) >= CACHE_MAX:
+            self._cache.entries = {k: e for k, e in self._cache.entries.items() if e[0] > now}
+            if len(self._cache.entries) >= CACHE_MAX:
+                self._cache.entries.clear()
+        future: asyncio.Future[Answer] = loop.create_future()
+        self._cache.entries[key] = (now + self.cache_seconds, future)
+        try:
+            answer = await self._query(name, rdtype)
+        except BaseException as exc:
+            self._cache.entries.pop(key, None)
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            else:
+                future.cancel()
+            raise
+        future.set_result(answer)
+        return answer
+
+    async def _query(self, name: str, rdtype: str) -> Answer:
         qname = dns.name.from_text(name)
         request = dns.message.make_query(qname, dns.rdatatype.from_text(rdtype), use_edns=0, payload=1232)
         request.flags |= dns.flags.AD  # RFC 6840 §5.7: ask for the AD bit without DO
