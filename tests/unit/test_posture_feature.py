@@ -135,3 +135,58 @@ def test_the_daemon_service_keeps_running_and_counting(blackhole: int) -> None:
     assert runs.get(("spf", "error"), 0) >= 2
     assert runs.get(("dnsbl", "error"), 0) >= 2
     assert service.health().ok
+
+
+class _CountingDns:
+    """A tiny UDP DNS server on 127.0.0.1 that answers every A query with 127.0.0.2 (names starting with
+    ``silent`` get no answer) and counts the queries it received, by name."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.counts: dict[str, int] = {}
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rrset
+
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(data)
+            name = query.question[0].name.to_text()
+            self.counts[name] = self.counts.get(name, 0) + 1
+            if name.startswith("silent"):
+                continue
+            response = dns.message.make_response(query)
+            response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "127.0.0.2"))
+            self.sock.sendto(response.to_wire(), peer)
+
+
+def test_answers_are_shared_briefly_and_failures_not_at_all() -> None:
+    """Fifty checks asking the same name at once cost one query; after the window it is asked again; a
+    query that timed out is not remembered (the next check asks again)."""
+    from mailpulse.exporter.features.posture.dnsq import DnsError, Resolver
+
+    server = _CountingDns()
+    resolver = Resolver(("127.0.0.1",), server.port, timeout=0.3, cache_seconds=0.5)
+
+    async def run() -> None:
+        answers = await asyncio.gather(*(resolver.query("shared.example", "A") for _ in range(50)))
+        assert {"127.0.0.2"} == {str(a.records[0].address) for a in answers}  # type: ignore[attr-defined]
+        assert 1 == server.counts["shared.example."]
+        await asyncio.sleep(0.6)
+        await resolver.query("shared.example", "A")
+        assert 2 == server.counts["shared.example."]
+        for _ in range(2):
+            with pytest.raises(DnsError):
+                await resolver.query("silent.example", "A")
+        assert 2 == server.counts["silent.example."]
+
+    asyncio.run(run())
+    server.sock.close()
