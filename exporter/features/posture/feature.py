@@ -8,7 +8,18 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from mailpulse.exporter.configtools import Node
-from mailpulse.exporter.feature import ERROR, CommandIO, CommandRunner, Context, Feature, Finding, Health, Part, Service
+from mailpulse.exporter.feature import (
+    ERROR,
+    WARNING,
+    CommandIO,
+    CommandRunner,
+    Context,
+    Feature,
+    Finding,
+    Health,
+    Part,
+    Service,
+)
 from mailpulse.exporter.features.posture.config import KEY_DOCS, PostureConfig, parse_posture
 from mailpulse.exporter.features.posture.metrics import FAMILIES, LABEL_SETS, PostureMetrics
 
@@ -56,15 +67,30 @@ class Posture(Feature[PostureConfig | None]):
         return self.service.health() if self.service is not None else None
 
     def preflight(self, config: PostureConfig | None) -> list[Finding]:
+        """Key files readable as this user; the resolver answers (a warning: the checks report it too)."""
         if config is None:
             return []
-        findings = []
+        findings = self._resolver_finding(config)
         for i, domain in enumerate(config.domains):
             for j, selector in enumerate(domain.dkim):
                 if selector.key_file and not os.access(selector.key_file, os.R_OK):
                     findings.append(Finding(ERROR, f"posture.domains[{i}].dkim[{j}].key_file",
                                             f"{selector.key_file} is not readable"))  # fmt: skip
         return findings
+
+    def _resolver_finding(self, config: PostureConfig) -> list[Finding]:
+        import asyncio  # noqa: PLC0415 - check-config only
+
+        from mailpulse.exporter.features.posture.dnsq import DnsError, Resolver  # noqa: PLC0415
+
+        name = config.domains[0].name if config.domains else "."
+        resolver = Resolver(config.resolvers, config.resolver_port, config.dns_timeout, cache_seconds=0)
+        try:
+            asyncio.run(resolver.query(name, "SOA"))
+        except DnsError as exc:
+            where = f"posture.resolvers ({', '.join(config.resolvers)} port {config.resolver_port})"
+            return [Finding(WARNING, where, f"{exc.reason}: {exc.detail}")]
+        return []
 
     def commands(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Mapping[str, CommandRunner]:
         from mailpulse.exporter.features.posture.report import DESCRIPTION  # noqa: PLC0415
