@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,7 @@ def main() -> int:
     finally:
         lab.terminate()
         lab.wait(30)
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
