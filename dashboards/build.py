@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dashboards import authentication, delivery, docs, postfix, reports, rspamd
+from dashboards import authentication, delivery, docs, postfix, posture, reports, rspamd
 from dashboards.grafana import Json
 
 OUT_DIR = Path(__file__).resolve().parent / "json"
@@ -24,6 +24,7 @@ BUILDERS: tuple[Callable[[], Json], ...] = (
     rspamd.build,
     authentication.build,
     reports.build,
+    posture.build,
 )
 
 

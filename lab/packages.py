@@ -22,6 +22,11 @@ PACKAGES: tuple[str, ...] = (
     "postsrsd",
     "openssl",
     "iproute2",
+    # the posture lab (lab/posture): knotd serves a DNSSEC-signed zone, unbound validates it (the AD bit);
+    # ldnsutils (ldns-dane, ldns-signzone) for looking at DANE/DNSSEC by hand
+    "knot",
+    "unbound",
+    "ldnsutils",
 )
 
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")

@@ -24,10 +24,11 @@ __all__ = ["__version__", "console_main", "features", "load_config", "main", "pa
 def features() -> list[AnyFeature]:
     """Fresh instances of every feature, in the order of docs/metrics.md and docs/config.md."""
     from mailpulse.exporter.features import PostfixLogs, PostfixQueue, RspamdLogs  # noqa: PLC0415
+    from mailpulse.exporter.features.posture.feature import Posture  # noqa: PLC0415
     from mailpulse.probes.feature import Probes  # noqa: PLC0415
     from mailpulse.probes.reports.feature import Reports  # noqa: PLC0415
 
-    return [PostfixLogs(), PostfixQueue(), RspamdLogs(), Probes(), Reports()]
+    return [PostfixLogs(), PostfixQueue(), RspamdLogs(), Probes(), Posture(), Reports()]
 
 
 def load_config(path: str, with_features: Sequence[AnyFeature] | None = None) -> Config:

@@ -70,8 +70,8 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_rule_files_exist() -> None:
-    """One rule file per part: mailpulse itself, fleet quorum, probes, Postfix, rspamd, receiver reports."""
-    assert ["fleet.yml", "mailpulse.yml", "postfix.yml", "probes.yml", "reports.yml", "rspamd.yml"] == [
+    """One rule file per part: mailpulse itself, fleet quorum, probes, Postfix, posture, rspamd, receiver reports."""
+    assert ["fleet.yml", "mailpulse.yml", "postfix.yml", "posture.yml", "probes.yml", "reports.yml", "rspamd.yml"] == [
         p.name for p in RULE_FILES
     ]
     assert len(ALERTS) == len(ALERT_NAMES), "alert names repeat"

@@ -34,6 +34,7 @@ EXPECTED_UIDS = {
     "mailpulse-rspamd",
     "mailpulse-authentication",
     "mailpulse-reports",
+    "mailpulse-posture",
 }
 PANEL_TYPES = {"timeseries", "stat", "bargauge", "heatmap", "table", "piechart", "state-timeline"}
 GRAFANA_RANGES = {"[$__rate_interval]", "[$__range]"}

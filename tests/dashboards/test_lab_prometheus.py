@@ -40,6 +40,7 @@ import pytest
 import yaml
 
 from dashboards.build import all_dashboards
+from mailpulse.exporter.features.posture.result import CHECKS
 from tests.dashboards.promql import ALERTS_DIR, REPO, substitute_grafana
 from tests.lab import reports_mail
 
@@ -186,6 +187,7 @@ def prometheus(mail_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus (Debian package prometheus) is not installed")
+    from lab.posture import PostureLab
     from lab.traffic import run as run_traffic
 
     work = tmp_path_factory.mktemp("dashboards-lab")
@@ -194,6 +196,9 @@ def prometheus(mail_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     # the report panels: the lab's postmaster@ mailbox as the rua address, fed report mails after the traffic
     config["reports"] = {"domains": ["example.com", "example.org"], "authorized_networks": ["192.0.2.0/24"],
                          "new_series_delay": "3s", "mailboxes": [reports_mail.mailbox(mail_lab)]}  # fmt: skip
+    # the posture lab (its own DNS, SMTP and HTTPS servers) feeds the Domain posture dashboard and alerts
+    posture_lab = PostureLab.up(work / "posture-lab")
+    config["posture"] = posture_lab.config(checks={c: {"interval": "5s"} for c in CHECKS})
     (work / "mailpulse.yaml").write_text(yaml.safe_dump(config))
     (work / "mailpulse.yaml").chmod(0o600)
     (work / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(RULE_FILES, f"127.0.0.1:{http_port}")))
@@ -248,6 +253,7 @@ def prometheus(mail_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         for daemon in reversed(daemons):
             daemon.stop()
+        posture_lab.down()
         if os.environ.get("MAILPULSE_LAB_KEEP"):
             print(f"dashboards lab test: logs in {work}")
 

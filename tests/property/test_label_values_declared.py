@@ -14,6 +14,8 @@ from prometheus_client.core import Metric
 
 from mailpulse import features
 from mailpulse.exporter.config_rspamd import RspamdConfig
+from mailpulse.exporter.features.posture.metrics import PostureMetrics
+from mailpulse.exporter.features.posture.result import CHECKS, CheckResult, Target
 from mailpulse.exporter.metrics.catalog import all_label_sets
 from mailpulse.exporter.metrics.collector import SELF_LABEL_SETS, MailpulseCollector, SelfMetrics
 from mailpulse.exporter.metrics.family import LabelValues
@@ -191,3 +193,33 @@ def test_queue_snapshots(lines: list[bytes]) -> None:
     collector.snapshot = snapshot
     collector._failed("timeout", "slow")
     check(collector.collect())
+
+
+# -- posture: fed generated results (any reason, fact or text a check could put in one) --------------------------
+POSTURE_NAMES = {
+    "posture.domains[].name": {"d.example"}, "posture.senders[].name": {"s"},
+    "posture.dnsbl.zones and posture.dnsbl.custom[].name": {"z"}, "posture.domains[].dkim[].selector": {"sel"},
+}  # fmt: skip
+POSTURE_TEXT = st.one_of(WORDS, st.sampled_from(["none", "reject", "enforce", "rsa", "ed25519", "public_resolver",
+                                                 "listed", "key_mismatch", "dns_timeout"]), st.text(max_size=12))  # fmt: skip
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.sampled_from(CHECKS), st.booleans(), st.booleans(), POSTURE_TEXT,
+       st.dictionaries(st.sampled_from(["p", "sp", "np", "mode", "version", "key_type", "error_class", "sender:s"]),
+                       POSTURE_TEXT, max_size=8),
+       st.dictionaries(st.sampled_from(["lookups", "void_lookups", "bits", "testing", "key_match", "max_age",
+                                        "not_after", "match", "validated", "listed", "rua", "ruf", "pct"]),
+                       st.floats(0, 1e6), max_size=13))  # fmt: skip
+def test_posture_results(check: str, ok: bool, up: bool, reason: str, infos: dict[str, str],
+                         values: dict[str, float]) -> None:  # fmt: skip
+    """Any result a posture check could produce, with arbitrary words where enums belong, emits declared
+    label values only (the metrics hold reasons, classes, versions and policies to their sets)."""
+    target = Target(check, "d.example" if check not in ("rdns",) else "", "sel" if check == "dkim" else "s",
+                    "z" if check == "dnsbl" else "")  # fmt: skip
+    POSTURE_METRICS.record(CheckResult(target, ok, reason, up=up, values=values, infos=infos))
+    check_families(POSTURE_METRICS.collect(), POSTURE_NAMES)
+
+
+POSTURE_METRICS = PostureMetrics()
+check_families = check

@@ -64,7 +64,7 @@ def test_example_config_is_valid(example: Path) -> None:
     paths and hosts are an example's: the machine checks would rightly fail here)."""
     out, err = io.StringIO(), io.StringIO()
     assert 0 == main(["check-config", "--config-only", "-c", str(example)], out=out, err=err), err.getvalue()
-    assert "features: postfix, queue, rspamd, probes" in out.getvalue()
+    assert "features: postfix, queue, rspamd, probes, posture" in out.getvalue()
     config = load_config(str(example))
     assert {"file", "journald"} == {s.type for s in config.sources}
 
