@@ -62,7 +62,9 @@ def test_one_message_one_outcome_one_observation() -> None:
     assert hist.sum == 3.0
     tracker = feature.tracking.tracker
     msg = tracker.find_message_id("<m1@example>")
-    assert msg is not None and msg.qid == "AAAA1" and msg.host == "mx1"
+    assert msg is not None
+    assert msg.qid == "AAAA1"
+    assert msg.host == "mx1"
     steps = [(s.step, s.status, s.provider) for s in tracker.timeline(msg)]
     assert steps == [
         ("accepted", "", ""),
@@ -102,7 +104,9 @@ def test_content_filter_reinjection_is_one_message() -> None:
     assert feature.tracking.metrics.attempts[("delivered",)].sum == 2.0  # one deferral + the delivery
     tracker = feature.tracking.tracker
     child = tracker.find("mx1", "BBBB2")
-    assert child is not None and child.parent is not None and child.parent.qid == "BBBB1"
+    assert child is not None
+    assert child.parent is not None
+    assert child.parent.qid == "BBBB1"
     assert tracker.view(tracker.find("mx1", "BBBB1")).children == (("mx1", "BBBB2", "handoff"),)  # type: ignore[arg-type]
     kinds = [(s.queue_id, s.step, s.reason) for s in tracker.timeline(child)]
     assert ("BBBB2", "delivery", "rate_limited") in kinds or ("BBBB2", "delivery", "") in kinds
@@ -134,9 +138,12 @@ def test_central_syslog_hosts_and_hops() -> None:
     assert transit_count(feature) == 2
     tracker = feature.tracking.tracker
     hop = tracker.find("mx", "DDDD1")
-    assert hop is not None and hop.root().host == "submit" and hop.root().qid == "CCCC1"
+    assert hop is not None
+    assert hop.root().host == "submit"
+    assert hop.root().qid == "CCCC1"
     hosts = [s.host for s in tracker.timeline(hop)]
-    assert hosts[0] == "submit" and hosts[-1] == "mx"
+    assert hosts[0] == "submit"
+    assert hosts[-1] == "mx"
 
 
 BOUNCE = """
@@ -162,7 +169,8 @@ def test_bounce_and_its_notification_child() -> None:
     assert parent is not None
     assert tracker.view(parent).children == (("mx1", "EEEE2", "notice"),)
     child = tracker.find("mx1", "EEEE2")
-    assert child is not None and child.parent is parent
+    assert child is not None
+    assert child.parent is parent
     assert [s.step for s in tracker.timeline(parent, notices=True)].count("delivery") == 2
 
 
@@ -211,7 +219,8 @@ def test_capacity_eviction() -> None:
     tracker = feature.tracking.tracker
     assert tracker.count <= 1000
     assert feature.tracking.metrics.evicted[("capacity",)] == 1500 - tracker.count
-    assert tracker.find("mx1", "Q00001499") is not None and tracker.find("mx1", "Q00000000") is None
+    assert tracker.find("mx1", "Q00001499") is not None
+    assert tracker.find("mx1", "Q00000000") is None
 
 
 def test_ttl_eviction() -> None:
@@ -234,7 +243,8 @@ def test_restart_keeps_in_flight_messages(tmp_path: Path) -> None:
     feed(feature2, pipeline2, "\n".join(lines[6:]))
     assert outcomes(feature2) == {("delivered", "submission", "microsoft"): 1}
     msg = feature2.tracking.tracker.find_message_id("m2@example")
-    assert msg is not None and feature2.tracking.tracker.timeline(msg)[0].step == "accepted"
+    assert msg is not None
+    assert feature2.tracking.tracker.timeline(msg)[0].step == "accepted"
 
 
 def test_corrupt_state_is_counted_and_ignored(tmp_path: Path) -> None:
