@@ -96,7 +96,7 @@ def scrape(port: int) -> str:
 
 def value(text: str, name: str) -> float | None:
     for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
+        if line.startswith((name + " ", name + "{")):
             return float(line.rpartition(" ")[2])
     return None
 
