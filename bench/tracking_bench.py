@@ -49,7 +49,7 @@ def unique_ids(src: Path, copies: int, out: Path) -> None:
 
 def config(path: Path, tracking: bool, state_dir: Path, extra: str = "") -> Path:
     path.write_text(
-        f"state_dir: {state_dir}\nsources: []\npostfix:\n  tracking:\n    enabled: {str(tracking).lower()}\n"
+        f"state_dir: {state_dir}\nsources:\n  - {{name: postfix, path: {state_dir}/unused.log}}\npostfix:\n  tracking:\n    enabled: {str(tracking).lower()}\n"
         f"    reconcile: false\n{extra}"
     )
     return path

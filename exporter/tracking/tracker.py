@@ -108,6 +108,7 @@ class Tracker:
         self.finished_keys: dict[tuple[str, str], Msg] = {}
         self.outcomes: dict[int, str] = {}  # id(root) -> outcome, for finished roots (queries)
         self.timestamps = TimestampParser(now)
+        self._minutes: dict[str, float] = {}  # "Nov 24 10:00" -> epoch of that minute
         self.now = 0.0  # the latest log time seen
         self._next_ttl_check = 0.0
         self.on_finish: Callable[[Msg, str, str], None] | None = None  # (root, outcome, provider): scan --summary
@@ -129,16 +130,44 @@ class Tracker:
         }
 
     def _epoch(self, ts: str) -> float:
-        epoch = self.timestamps(ts)
+        # "Nov 24 10:00:03": the minute's epoch is parsed once (a dict hit per line after that), the seconds
+        # added; any other stamp (RFC 3339) goes through the full parser
+        epoch: float | None = None
+        if len(ts) == 15 and ts[12] == ":" and ts[13:15].isdigit():
+            base = self._minutes.get(ts[:12])
+            if base is None:
+                base = self.timestamps(ts[:12] + ":00")
+                if base is not None:
+                    if len(self._minutes) > 4096:
+                        self._minutes.clear()
+                    self._minutes[ts[:12]] = base
+            if base is not None:
+                epoch = base + int(ts[13:15])
+        else:
+            epoch = self.timestamps(ts)
         if epoch is None:
             return self.now
         self.now = max(self.now, epoch)
         return epoch
 
     # -- lookups --------------------------------------------------------------------------------------
-    def _get(self, qid: str) -> Msg | None:
-        d = self.hosts.get(self.source.host)
+    def _lookup(self, qid: str) -> Msg | None:
+        """The queue file ``qid`` of this line's host; else of another host. Postfix writing its own log
+        (``maillog_file``) puts each process's ``myhostname`` there, so one Postfix can log a message's smtpd
+        line under ``mx`` and its cleanup line under ``mail``; hosts are few and misses rare."""
+        hosts = self.hosts
+        d = hosts.get(self.source.host)
         msg = d.get(qid) if d is not None else None
+        if msg is None and len(hosts) > 1:
+            for other in hosts.values():
+                if other is not d:
+                    msg = other.get(qid)
+                    if msg is not None:
+                        break
+        return msg
+
+    def _get(self, qid: str) -> Msg | None:
+        msg = self._lookup(qid)
         if msg is None:
             self.metrics.orphans[()] = self.metrics.orphans.get((), 0) + 1
         return msg
@@ -179,8 +208,7 @@ class Tracker:
         self._open(e.queue_id, e.ts, e.service, "picked_up")
 
     def _cleanup(self, e: ev.CleanupMessage) -> None:
-        d = self.hosts.get(self.source.host)
-        msg = d.get(e.queue_id) if d is not None else None
+        msg = self._lookup(e.queue_id)
         if msg is None:
             # no client=/pickup line: a notification Postfix generated, or a message that entered before
             msg = self._open(e.queue_id, e.ts, e.service, "cleanup")
@@ -225,8 +253,7 @@ class Tracker:
             msg.provider = provider if not msg.provider or msg.provider == NONE else MIXED
 
     def _reply(self, e: ev.RemoteReply) -> None:
-        d = self.hosts.get(self.source.host)
-        msg = d.get(e.queue_id) if d is not None else None
+        msg = self._lookup(e.queue_id)
         if msg is not None:
             msg.add_step(self._epoch(e.ts), self.codes.code(e.service, "reply", "", e.reason, e.provider))
 
@@ -270,10 +297,10 @@ class Tracker:
             self._close(e.queue_id, e.ts, e.service, "discarded", DISCARDED)
 
     def _close(self, qid: str, ts: str, service: str, step: str, flag: int, reason: str = "") -> None:
-        d = self.hosts.get(self.source.host)
-        msg = d.pop(qid, None) if d is not None else None
+        msg = self._lookup(qid)
         if msg is None:
             return
+        del self.hosts[msg.host][qid]
         self.count -= 1
         msg.flags |= REMOVED | flag
         msg.add_step(self._epoch(ts), self.codes.code(service, step, "", reason))

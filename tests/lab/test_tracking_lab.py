@@ -1,0 +1,86 @@
+"""Message tracking on the real lab's Postfix log: the traffic driver's messages (delivered to a mailbox
+through the MX hop, bounced with their notification, deferred, force-expired) each get the right final
+outcome and exactly one transit observation, at the queue ID the driver was given."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.envfile import LabEnv
+from mailpulse.exporter.features.postfix import PostfixLogs, PostfixLogsConfig
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.pipeline import LinePipeline
+from mailpulse.exporter.scan import read_lines
+from mailpulse.exporter.tracking.config import TrackingConfig
+from mailpulse.exporter.tracking.record import Msg
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def tracked(mail_lab: LabEnv, lab_traffic: dict[str, Any]) -> tuple[PostfixLogs, Counter[str], dict[str, str]]:
+    """The Postfix log written during the traffic run, read through the tracker."""
+    start, end = lab_traffic["log_offsets"]["postfix"], lab_traffic["log_end_offsets"]["postfix"]
+    feature = PostfixLogs()
+    config = PostfixLogsConfig(tracking=TrackingConfig(link_grace=0.0, reconcile=False))
+    (fmt,) = feature.formats(config)
+    finished: Counter[str] = Counter()
+    outcome: dict[str, str] = {}
+
+    def on_finish(root: Msg, result: str, provider: str) -> None:
+        finished[root.qid] += 1
+        outcome[root.qid] = result
+
+    feature.tracking.tracker.on_finish = on_finish
+    pipeline = LinePipeline(SourceStats("lab"), [fmt], threading.Lock())
+    with Path(mail_lab["LAB_POSTFIX_LOG"]).open("rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    read_lines(io.BytesIO(data), pipeline.feed, lambda n: None)
+    feature.tracking.tracker.flush()
+    return feature, finished, outcome
+
+
+def records(report: dict[str, Any], *outcomes: str) -> list[dict[str, Any]]:
+    return [r for r in report["records"] if r["queue_id"] and r["outcome"] in outcomes]
+
+
+def test_each_message_has_its_outcome_once(lab_traffic: dict[str, Any], tracked: Any) -> None:
+    feature, finished, outcome = tracked
+    tracker = feature.tracking.tracker
+    delivered = records(lab_traffic, "delivered")
+    assert delivered, lab_traffic["outcomes"]
+    for rec in delivered:
+        assert finished[rec["queue_id"]] == 1, rec
+        assert outcome[rec["queue_id"]] == "delivered", rec
+        if rec["mx_queue_id"] and rec["mx_queue_id"] != rec["queue_id"]:
+            # the MX's copy is the same message (a hop through the loopback relay), not a second one
+            hop = tracker.find("", rec["mx_queue_id"])
+            assert hop is not None
+            assert hop.root().qid == rec["queue_id"]
+            assert rec["mx_queue_id"] not in finished
+    for rec in records(lab_traffic, "bounced"):
+        root = rec["queue_id"]
+        assert finished[root] == 1 and outcome[root] == "bounced", rec
+        assert rec["ndr_queue_id"], rec
+        notice = tracker.find("", rec["ndr_queue_id"])
+        assert notice is not None and notice.parent is not None, rec
+        assert notice.parent.root().qid == root
+        assert finished[rec["ndr_queue_id"]] == 1  # the notification is a message of its own
+    for rec in records(lab_traffic, "deferred"):
+        assert rec["queue_id"] not in finished, rec  # still in the queue
+        msg = tracker.find("", rec["queue_id"])
+        assert msg is not None
+        assert msg.deferred >= 1
+    for rec in records(lab_traffic, "expired"):
+        assert outcome[rec["queue_id"]] == "expired", rec
+    # one transit observation per finished message, no more
+    observations = sum(sum(h.counts) for h in feature.tracking.metrics.transit.values())
+    assert observations == sum(finished.values())
+    assert max(finished.values()) == 1
