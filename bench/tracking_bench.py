@@ -49,7 +49,8 @@ def unique_ids(src: Path, copies: int, out: Path) -> None:
 
 def config(path: Path, tracking: bool, state_dir: Path, extra: str = "") -> Path:
     path.write_text(
-        f"state_dir: {state_dir}\nsources:\n  - {{name: postfix, path: {state_dir}/unused.log}}\npostfix:\n  tracking:\n    enabled: {str(tracking).lower()}\n"
+        f"state_dir: {state_dir}\nsources:\n  - {{name: postfix, path: {state_dir}/unused.log}}\n"
+        f"postfix:\n  tracking:\n    enabled: {str(tracking).lower()}\n"
         f"    reconcile: false\n{extra}"
     )
     return path
@@ -74,7 +75,7 @@ def messages_finished(log: Path, work: Path) -> str:
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     total = sum(float(line.rpartition(" ")[2]) for line in out.splitlines()
                 if line.startswith("mailpulse_postfix_messages_total{"))  # fmt: skip
-    return f"{total:,.0f}"
+    return format(total, ",.0f")
 
 
 def inflight_log(path: Path, n: int) -> None:
@@ -91,7 +92,8 @@ def inflight_log(path: Path, n: int) -> None:
 
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        return resp.read().decode()
+        body: bytes = resp.read()
+        return body.decode()
 
 
 def value(text: str, name: str) -> float | None:

@@ -124,7 +124,7 @@ class TrackingMetrics:
         self.enabled = False
 
     def finish(self, outcome: str, entry: str, provider: str, transit: float, attempts: int, deferred: int,
-               qid: str, when: float) -> None:  # fmt: skip
+               qid: str) -> None:  # fmt: skip
         key = (outcome, entry, provider)
         d = self.messages
         d[key] = d.get(key, 0) + 1
@@ -137,7 +137,8 @@ class TrackingMetrics:
         marks = self.exemplars.get(labels)
         if marks is None:
             marks = self.exemplars[labels] = [None] * len(hist.counts)
-        marks[slot] = Exemplar({"queue_id": qid}, transit, when)
+        # no timestamp: Prometheus takes the scrape's (a log-time stamp would be out of order after a backlog)
+        marks[slot] = Exemplar({"queue_id": qid}, transit)
         self.attempts.observe((outcome,), float(attempts))
         if outcome == "delivered" and deferred:
             k = (provider,)

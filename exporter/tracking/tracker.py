@@ -385,7 +385,7 @@ class Tracker:
         if outcome == "bounced" and flags & EXPIRED:
             outcome = "expired"
         provider = provider or NONE
-        self.metrics.finish(outcome, root.entry, provider, last - root.t0, attempts, deferred, root.qid, last)
+        self.metrics.finish(outcome, root.entry, provider, last - root.t0, attempts, deferred, root.qid)
         self.outcomes[id(root)] = outcome
         self.finished.append((self.now, root))
         for m in journey:

@@ -67,10 +67,12 @@ def test_each_message_has_its_outcome_once(lab_traffic: dict[str, Any], tracked:
             assert rec["mx_queue_id"] not in finished
     for rec in records(lab_traffic, "bounced"):
         root = rec["queue_id"]
-        assert finished[root] == 1 and outcome[root] == "bounced", rec
+        assert finished[root] == 1, rec
+        assert outcome[root] == "bounced", rec
         assert rec["ndr_queue_id"], rec
         notice = tracker.find("", rec["ndr_queue_id"])
-        assert notice is not None and notice.parent is not None, rec
+        assert notice is not None, rec
+        assert notice.parent is not None, rec
         assert notice.parent.root().qid == root
         assert finished[rec["ndr_queue_id"]] == 1  # the notification is a message of its own
     for rec in records(lab_traffic, "deferred"):

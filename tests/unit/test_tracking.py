@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from mailpulse.exporter.features.postfix import PostfixLogs, PostfixLogsConfig
+from mailpulse.exporter.http import MetricsServer
+from mailpulse.exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
 from mailpulse.exporter.metrics.sources import SourceStats
 from mailpulse.exporter.pipeline import LinePipeline
 from mailpulse.exporter.tracking import state
@@ -19,12 +23,11 @@ from mailpulse.parsers.postfix import PostfixParserConfig
 NOW = 1_700_000_000.0
 
 
-def make(**tracking: object) -> tuple[PostfixLogs, LinePipeline]:
+def make(internal_relays: tuple[str, ...] = (), **tracking: Any) -> tuple[PostfixLogs, LinePipeline]:
     feature = PostfixLogs()
     cfg = PostfixLogsConfig(
-        PostfixParserConfig(internal_relays=tuple(tracking.pop("internal_relays", ()))),  # type: ignore[arg-type]
-        TrackingConfig(**{"link_grace": 0.0, **tracking}),
-    )  # type: ignore[arg-type]
+        PostfixParserConfig(internal_relays=internal_relays), TrackingConfig(**{"link_grace": 0.0, **tracking})
+    )
     (fmt,) = feature.formats(cfg)
     pipeline = LinePipeline(SourceStats("t"), [fmt], threading.Lock())
     return feature, pipeline
@@ -279,19 +282,24 @@ def test_reconcile_drops_messages_that_left_the_queue() -> None:
     assert feature.tracking.tracker.count == 2
 
 
-def test_exemplar_on_transit_histogram() -> None:
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.openmetrics.exposition import generate_latest as om
-
+def test_exemplar_on_transit_histogram_over_http() -> None:
+    """The root queue ID is an exemplar on /metrics when OpenMetrics is negotiated, never a label; the
+    Prometheus text format (which has no exemplars) leaves it out."""
     feature, pipeline = make()
     feed(feature, pipeline, SIMPLE)
-    registry = CollectorRegistry()
-
-    class Part:
-        def collect(self):  # type: ignore[no-untyped-def]
-            return feature.tracking.metrics.collect()
-
-    registry.register(Part())  # type: ignore[arg-type]
-    text = om(registry).decode()
-    assert '# {queue_id="AAAA1"} 3.0' in text
-    assert "queue_id" not in text.replace('# {queue_id="AAAA1"}', "")
+    registry = make_registry(MailpulseCollector(threading.Lock(), SelfMetrics("test"), feature.parts()))
+    server = MetricsServer(registry, "127.0.0.1", 0, health=lambda: (True, {}))
+    server.start()
+    try:
+        request = urllib.request.Request(server.url, headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            om = resp.read().decode()
+        with urllib.request.urlopen(server.url, timeout=10) as resp:
+            text = resp.read().decode()
+    finally:
+        server.stop()
+    bucket = 'mailpulse_postfix_message_transit_seconds_bucket{le="5.0",outcome="delivered",provider="google"} 1.0'
+    assert f'{bucket} # {{queue_id="AAAA1"}} 3.0\n' in om
+    assert om.count("AAAA1") == 1
+    assert "AAAA1" not in text
+    assert 'mailpulse_postfix_messages_total{entry="smtpd",outcome="delivered",provider="google"} 1.0' in text
