@@ -4,12 +4,13 @@ Memory is the design constraint (100,000 messages in flight must fit with the re
 100 MB), so a record holds no per-step objects: each step of its timeline is one int, ``(milliseconds
 since the record's first line) << 16 | code``, where ``code`` indexes a table of interned
 ``(service, step, status, reason, provider)`` tuples (:class:`StepCodes`, bounded: each field is a
-bounded label value). Counters are small ints (CPython shares them) and strings are the parser's own
-objects (queue ID, host and service names are shared between records).
+bounded label value), in an ``array('q')``. Counters are small ints (CPython shares them) and strings
+are the parser's own objects (queue ID, host and service names are shared between records).
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 # flags
@@ -85,15 +86,16 @@ class Msg:
         self.children: list[Msg] | None = None
         self.pending = 1  # on a root: queue files of its journey not yet removed (itself included)
         self.provider = ""
-        self.steps: list[int] = []
+        # an array, not a list: no int object per step, and not tracked by the cyclic GC (whose full
+        # collections otherwise walk every step of every message in flight)
+        self.steps = array("q")
 
     def add_step(self, ts: float, code: int) -> None:
         steps = self.steps
-        offset = int((ts - self.t0) * 1000)
-        offset = max(offset, 0)
         if len(steps) >= MAX_STEPS:
             del steps[MAX_STEPS // 2]  # keep the first half and the latest
-        steps.append(offset << CODE_BITS | code)
+        offset = int((ts - self.t0) * 1000)
+        steps.append(offset << CODE_BITS | code if offset > 0 else code)
 
     def last(self) -> float:
         """Epoch of the last line seen for this queue file."""

@@ -5,6 +5,7 @@ handlers it adds to the ``postfix`` format."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from mailpulse.exporter.tracking.tracker import HostSource, Tracker, TrackerLimi
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any], None]
+TICK_SECONDS = 2.0  # how often finished journeys are counted while the log is quiet
 
 
 class _NoHost:
@@ -95,7 +97,12 @@ class TrackingRuntime:
             if self.config.reconcile and not self._reconciled:
                 self._reconciled = True
                 await self.reconcile()
-            await stop.wait()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), TICK_SECONDS)
+                if self.lock is not None:
+                    with self.lock:
+                        self.tracker.tick()
         finally:
             if self.lock is not None:
                 with self.lock:

@@ -27,6 +27,7 @@ finished messages are kept for queries for ``keep_finished_for`` seconds, at mos
 from __future__ import annotations
 
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -103,12 +104,14 @@ class Tracker:
         self.count = 0  # queue files in flight
         self.by_mid: dict[str, Msg] = {}
         self.pending_links: dict[tuple[str, str], tuple[Msg, str]] = {}  # (host or "", qid) -> (parent, kind)
-        self.settling: deque[tuple[float, Msg]] = deque()
+        # (log-time deadline, monotonic deadline, root): journeys that ended, waiting out link_grace
+        self.settling: deque[tuple[float, float, Msg]] = deque()
         self.finished: deque[tuple[float, Msg]] = deque()  # (when, root)
         self.finished_keys: dict[tuple[str, str], Msg] = {}
         self.outcomes: dict[int, str] = {}  # id(root) -> outcome, for finished roots (queries)
         self.timestamps = TimestampParser(now)
         self._minutes: dict[str, float] = {}  # "Nov 24 10:00" -> epoch of that minute
+        self._last_ts, self._last_epoch = "", 0.0
         self.now = 0.0  # the latest log time seen
         self._next_ttl_check = 0.0
         self.on_finish: Callable[[Msg, str, str], None] | None = None  # (root, outcome, provider): scan --summary
@@ -132,6 +135,8 @@ class Tracker:
     def _epoch(self, ts: str) -> float:
         # "Nov 24 10:00:03": the minute's epoch is parsed once (a dict hit per line after that), the seconds
         # added; any other stamp (RFC 3339) goes through the full parser
+        if ts == self._last_ts:
+            return self._last_epoch
         epoch: float | None = None
         if len(ts) == 15 and ts[12] == ":" and ts[13:15].isdigit():
             base = self._minutes.get(ts[:12])
@@ -307,7 +312,8 @@ class Tracker:
         root = msg.root()
         root.pending -= 1
         if root.pending <= 0:
-            self.settling.append((self.now + self.limits.link_grace, root))
+            grace = self.limits.link_grace
+            self.settling.append((self.now + grace, time.monotonic() + grace, root))
 
     # -- links ----------------------------------------------------------------------------------------
     def _link(self, parent: Msg, qid: str, kind: str) -> None:
@@ -344,8 +350,7 @@ class Tracker:
         now = self.now
         settling = self.settling
         while settling and settling[0][0] <= now:
-            _, root = settling.popleft()
-            self._settle(root)
+            self._settle(settling.popleft()[2])
         if now >= self._next_ttl_check:
             self._next_ttl_check = now + _TTL_CHECK_EVERY
             self._sweep_ttl(now)
@@ -353,10 +358,20 @@ class Tracker:
         self.metrics.inflight = self.count
         self.metrics.finished = len(self.finished)
 
+    def tick(self) -> None:
+        """The daemon, every few seconds: a journey whose grace ran out in wall-clock time is counted even when
+        no line has come since (log time stands still while the log is quiet). Under the lock."""
+        mono = time.monotonic()
+        settling = self.settling
+        while settling and settling[0][1] <= mono:
+            self._settle(settling.popleft()[2])
+        self.metrics.inflight = self.count
+        self.metrics.finished = len(self.finished)
+
     def flush(self) -> None:
         """The end of a scan: count every message whose journey has ended, without waiting for the grace."""
         while self.settling:
-            self._settle(self.settling.popleft()[1])
+            self._settle(self.settling.popleft()[2])
         self.metrics.inflight = self.count
         self.metrics.finished = len(self.finished)
 

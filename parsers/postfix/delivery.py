@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from mailpulse.parsers.numbers import MAX_SECONDS, decimal, decimals4
 from mailpulse.parsers.postfix.common import is_queue_id, parse_access_action, parse_tls, reply_codes
 from mailpulse.parsers.postfix.events import ConnectFailure, Delivery, LogMessage, PostfixEvent, RemoteReply, TlsFailure
-from mailpulse.parsers.postfix.providers import INTERNAL, LOCAL, NONE, ProviderTable
+from mailpulse.parsers.postfix.providers import INTERNAL, LOCAL, NONE, OTHER, ProviderTable
 from mailpulse.parsers.postfix.vocab import ACTIONS, DELIVERY_STATUSES, TLS_LEVELS, ReplyClassifier, bounded
 
 # Parsed with partition() rather than one regex: on CPython 3.11 the partition chain costs about half.
@@ -200,7 +200,7 @@ class DeliveryParser:
     def _host_provider(self, host: str) -> str:
         provider = self._host_cache.get(host)
         if provider is None:
-            provider = self._providers.classify(host)
+            provider = _ip_provider(host) or self._providers.classify(host)
             if len(self._host_cache) > 8192:
                 self._host_cache.clear()
             self._host_cache[host] = provider
@@ -248,6 +248,17 @@ _FILTER_RELAYS = frozenset({"loopback", "private", "socket"})
 _PRIVATE_NETWORKS = tuple(
     ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
+
+
+def _ip_provider(host: str) -> str | None:
+    """An address instead of a host name ("connect to 127.0.0.1[127.0.0.1]:1"): internal or other."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.is_loopback or ip.is_link_local or any(ip in net for net in _PRIVATE_NETWORKS if net.version == ip.version):
+        return INTERNAL
+    return OTHER
 
 
 def _connect_reason(msg: str) -> str:

@@ -134,7 +134,7 @@ CASES: list[tuple[str, object]] = [
     (f"{P} postfix/error[1]: ABC126: to=<u@deferred.test>, relay=none, delay=100, delays=99/1/0/0, dsn=4.4.1, "
      "status=deferred (delivery temporarily suspended: connect to 127.0.0.1[127.0.0.1]:1: Connection refused)",
      ev.Delivery("Nov 24 16:58:17", "error", "error", "ABC126", "deferred", "none", 100.0, (99.0, 1.0, 0.0, 0.0),
-                 "4.4.1", "", "connection_refused", "", provider="other")),
+                 "4.4.1", "", "connection_refused", "", provider="internal")),
     (f"{P} postfix/retry[1]: ABC127: to=<u@x.test>, relay=none, delay=5, delays=5/0/0/0, dsn=4.3.0, status=deferred "
      "(mail transport unavailable)",
      ev.Delivery("Nov 24 16:58:17", "retry", "retry", "ABC127", "deferred", "none", 5.0, (5.0, 0.0, 0.0, 0.0), "4.3.0",
