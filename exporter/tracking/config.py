@@ -47,7 +47,7 @@ class TrackingConfig:
     ttl: float = 6 * 86400.0
     keep_finished: int = 10_000
     keep_finished_for: float = 3600.0
-    link_grace: float = 10.0
+    link_grace: float = 5.0
     internal_relays: tuple[str, ...] = ()
     state: bool = True
     checkpoint_interval: float = 60.0
@@ -69,7 +69,7 @@ def parse_tracking(node: Node) -> TrackingConfig:
         ttl=node.duration("ttl", 6 * 86400.0, minimum=60.0),
         keep_finished=node.integer("keep_finished", 10_000, minimum=0, maximum=10_000_000),
         keep_finished_for=node.duration("keep_finished_for", 3600.0),
-        link_grace=node.duration("link_grace", 10.0),
+        link_grace=node.duration("link_grace", 5.0),
         internal_relays=tuple(node.str_list("internal_relays", [])),
         state=node.boolean("state", True),
         checkpoint_interval=node.duration("checkpoint_interval", 60.0),

@@ -22,7 +22,7 @@ from mailpulse.exporter.tracking.tracker import HostSource, Tracker, TrackerLimi
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any], None]
-TICK_SECONDS = 2.0  # how often finished journeys are counted while the log is quiet
+TICK_SECONDS = 1.0  # how often finished journeys are counted while the log is quiet
 
 
 class _NoHost:

@@ -73,7 +73,7 @@ class TrackerLimits:
     ttl: float = 6 * 86400.0  # maximal_queue_lifetime (5 d) + a day
     keep_finished: int = 10_000
     keep_finished_for: float = 3600.0
-    link_grace: float = 10.0
+    link_grace: float = 5.0
 
 
 @dataclass(frozen=True)

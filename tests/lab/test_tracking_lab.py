@@ -86,3 +86,47 @@ def test_each_message_has_its_outcome_once(lab_traffic: dict[str, Any], tracked:
     observations = sum(sum(h.counts) for h in feature.tracking.metrics.transit.values())
     assert observations == sum(finished.values())
     assert max(finished.values()) == 1
+
+
+def test_daemon_counts_messages_from_the_live_log(mail_lab: LabEnv, tmp_path: Path) -> None:
+    """`mailpulse run` on the lab's live log: a message sent through submission and the MX hop is counted
+    once, as delivered, with one transit observation, a few seconds after its last line (the log is quiet)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lab.traffic import smtp
+    from tests.helpers import free_port, scrape, value, wait_for
+    from tests.lab import mailbox
+
+    port = free_port()
+    config = tmp_path / "mailpulse.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\nhttp: {{listen: '127.0.0.1:{port}'}}\n"
+        f"sources:\n  - {{name: postfix, path: {mail_lab['LAB_POSTFIX_LOG']}, poll_interval: 0.2s}}\n"
+        "postfix:\n  tracking: {reconcile: false, link_grace: 1s}\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "mailpulse", "run", "-c", str(config)], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_for(lambda: value(scrape(port), "mailpulse_log_source_up", source="postfix") == 1)
+        _, reply = mailbox.send(mail_lab, smtp.SUBMISSION, "probe@remote.test", kind="tracking")
+        assert reply.accepted, str(reply)
+
+        def delivered() -> float:
+            return value(scrape(port), "mailpulse_postfix_messages_total", entry="submission", outcome="delivered")
+
+        wait_for(lambda: delivered() >= 1, timeout=60)
+        time.sleep(1.5)  # nothing more may come for it (the MX copy is the same message)
+        samples = scrape(port)
+        assert value(samples, "mailpulse_postfix_messages_total") == 1
+        assert value(samples, "mailpulse_postfix_message_transit_seconds_count", outcome="delivered") == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()

@@ -14,11 +14,13 @@ from typing import Any
 from mailpulse.exporter.features.postfix import PostfixLogs, PostfixLogsConfig
 from mailpulse.exporter.http import MetricsServer
 from mailpulse.exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
+from mailpulse.exporter.metrics.postfix import DELIVERIES, DELIVERY_FAILURES
 from mailpulse.exporter.metrics.sources import SourceStats
 from mailpulse.exporter.pipeline import LinePipeline
 from mailpulse.exporter.tracking import state
 from mailpulse.exporter.tracking.config import TrackingConfig
 from mailpulse.parsers.postfix import PostfixParserConfig
+from mailpulse.parsers.postfix.providers import ProviderTable
 
 NOW = 1_700_000_000.0
 
@@ -303,3 +305,37 @@ def test_exemplar_on_transit_histogram_over_http() -> None:
     assert om.count("AAAA1") == 1
     assert "AAAA1" not in text
     assert 'mailpulse_postfix_messages_total{entry="smtpd",outcome="delivered",provider="google"} 1.0' in text
+
+
+def test_provider_classes_by_relay_suffix() -> None:
+    table = ProviderTable([("partner.example", "partner")], ["relay.corp.example"])
+    cases = {
+        "aspmx.l.google.com": "google",
+        "example-com.mail.protection.outlook.com": "microsoft",
+        "hotmail-com.olc.protection.outlook.com": "microsoft",
+        "mta7.am0.yahoodns.net": "yahoo",
+        "mx01.mail.icloud.com": "apple",
+        "mail.protonmail.ch": "proton",
+        "mx00.emig.gmx.net": "gmx_webde",
+        "mx-ha02.web.de": "gmx_webde",
+        "mxs.mail.ru": "mailru",
+        "mx.yandex.net": "yandex",
+        "mx0a-00123.pphosted.com": "proofpoint",
+        "eu-smtp-inbound-1.mimecast.com": "mimecast",
+        "in1-smtp.messagingengine.com": "fastmail",
+        "MX1.Partner.Example.": "partner",  # case and a trailing dot do not matter
+        "relay.corp.example": "internal",
+        "notgoogle.com": "other",  # a suffix match is on a label boundary
+        "google.com.evil.example": "other",
+    }
+    assert {host: table.classify(host) for host in cases} == cases
+
+
+def test_provider_label_on_delivery_families() -> None:
+    feature, pipeline = make()
+    feed(feature, pipeline, FILTER)
+    deliveries = feature.aggregator.store[DELIVERIES]
+    assert deliveries[("smtp", "smtp", "deferred", "remote", "microsoft")] == 1
+    assert deliveries[("smtp", "smtp", "sent", "loopback", "internal")] == 1
+    failures = feature.aggregator.store[DELIVERY_FAILURES]
+    assert [k[-1] for k in failures] == ["microsoft"]
