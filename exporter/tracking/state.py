@@ -138,6 +138,7 @@ def _restore(tracker: Tracker, doc: Any) -> int:
         if not m.flags & DONE and m.pending <= 0 and (m.parent is None or m.flags & NOTICE):
             tracker.settling.append((float(doc["now"]), 0.0, m))
     tracker.count = inflight
+    tracker.note_hosts()
     tracker.now = max(tracker.now, float(doc["now"]))
     tracker.metrics.inflight = inflight
     tracker.metrics.finished = len(tracker.finished)

@@ -111,7 +111,8 @@ class Tracker:
         self.outcomes: dict[int, str] = {}  # id(root) -> outcome, for finished roots (queries)
         self.timestamps = TimestampParser(now)
         self._minutes: dict[str, float] = {}  # "Nov 24 10:00" -> epoch of that minute
-        self._last_ts, self._last_epoch = "", 0.0
+        self._ts_cache: dict[str, float] = {}  # timestamps as logged -> epoch (lines of one second share one)
+        self._multi_host = False  # more than one host seen: a miss is looked up on the others
         self.now = 0.0  # the latest log time seen
         self._next_ttl_check = 0.0
         self.on_finish: Callable[[Msg, str, str], None] | None = None  # (root, outcome, provider): scan --summary
@@ -133,27 +134,35 @@ class Tracker:
         }
 
     def _epoch(self, ts: str) -> float:
-        # "Nov 24 10:00:03": the minute's epoch is parsed once (a dict hit per line after that), the seconds
-        # added; any other stamp (RFC 3339) goes through the full parser
-        if ts == self._last_ts:
-            return self._last_epoch
-        epoch: float | None = None
+        epoch = self._ts_cache.get(ts)
+        if epoch is None:
+            epoch = self._parse_ts(ts)
+            if epoch is None:
+                return self.now
+            if len(self._ts_cache) >= 4096:
+                self._ts_cache.clear()
+            self._ts_cache[ts] = epoch
+        self.now = max(self.now, epoch)
+        return epoch
+
+    def _parse_ts(self, ts: str) -> float | None:
+        # "Nov 24 10:00:03": the minute's epoch is parsed once, the seconds added; any other stamp (RFC 3339)
+        # goes through the full parser
         if len(ts) == 15 and ts[12] == ":" and ts[13:15].isdigit():
             base = self._minutes.get(ts[:12])
             if base is None:
                 base = self.timestamps(ts[:12] + ":00")
-                if base is not None:
-                    if len(self._minutes) > 4096:
-                        self._minutes.clear()
-                    self._minutes[ts[:12]] = base
-            if base is not None:
-                epoch = base + int(ts[13:15])
-        else:
-            epoch = self.timestamps(ts)
-        if epoch is None:
-            return self.now
-        self.now = max(self.now, epoch)
-        return epoch
+                if base is None:
+                    return None
+                if len(self._minutes) > 4096:
+                    self._minutes.clear()
+                self._minutes[ts[:12]] = base
+            return base + int(ts[13:15])
+        return self.timestamps(ts)
+
+    def note_hosts(self) -> None:
+        """The host maps changed wholesale (a restored state)."""
+        self._multi_host = len(self.hosts) > 1
 
     # -- lookups --------------------------------------------------------------------------------------
     def _lookup(self, qid: str) -> Msg | None:
@@ -163,7 +172,7 @@ class Tracker:
         hosts = self.hosts
         d = hosts.get(self.source.host)
         msg = d.get(qid) if d is not None else None
-        if msg is None and len(hosts) > 1:
+        if msg is None and self._multi_host:
             for other in hosts.values():
                 if other is not d:
                     msg = other.get(qid)
@@ -183,6 +192,7 @@ class Tracker:
         if d is None:
             host = sys.intern(host)
             d = self.hosts[host] = {}
+            self._multi_host = len(self.hosts) > 1
         epoch = self._epoch(ts)
         old = d.get(qid)
         if old is not None:
