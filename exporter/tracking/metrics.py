@@ -117,8 +117,8 @@ class TrackingMetrics:
         self.orphans: Counts = self.store[ORPHANS]
         self.transit: HistogramVec = self.store.hist(TRANSIT)
         self.attempts: HistogramVec = self.store.hist(ATTEMPTS)
-        # the latest exemplar of each transit bucket, by label set
-        self.exemplars: dict[Labels, list[Exemplar | None]] = {}
+        # the latest (queue ID, transit) of each transit bucket, by label set; made Exemplars at scrape time
+        self.exemplars: dict[Labels, list[tuple[str, float] | None]] = {}
         self.inflight = 0
         self.finished = 0
         self.enabled = False
@@ -137,8 +137,7 @@ class TrackingMetrics:
         marks = self.exemplars.get(labels)
         if marks is None:
             marks = self.exemplars[labels] = [None] * len(hist.counts)
-        # no timestamp: Prometheus takes the scrape's (a log-time stamp would be out of order after a backlog)
-        marks[slot] = Exemplar({"queue_id": qid}, transit)
+        marks[slot] = (qid, transit)
         self.attempts.observe((outcome,), float(attempts))
         if outcome == "delivered" and deferred:
             k = (provider,)
@@ -174,7 +173,12 @@ class TrackingMetrics:
             buckets: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
             for i, (le, value) in enumerate(_cumulative(hist)):
                 mark = marks[i] if i < len(marks) else None
-                buckets.append((le, value, mark) if mark is not None else (le, value))
+                if mark is None:
+                    buckets.append((le, value))
+                else:
+                    # no timestamp: Prometheus takes the scrape's (a log-time stamp would be out of order after a
+                    # backlog)
+                    buckets.append((le, value, Exemplar({"queue_id": mark[0]}, mark[1])))
             metric.add_metric(labels, buckets, hist.sum)
         return metric
 

@@ -403,12 +403,15 @@ class Tracker:
             t = m.last()
             last = max(last, t)
             m.flags |= DONE
-        kinds = [k for k, hit in (("delivered", delivered), ("bounced", bounced), ("expired", flags & EXPIRED),
-                                  ("deleted", flags & DELETED), ("rejected", flags & REJECTED),
-                                  ("discarded", flags & DISCARDED)) if hit]  # fmt: skip
-        outcome = kinds[0] if len(kinds) == 1 else "mixed" if kinds else "unknown"
-        if outcome == "bounced" and flags & EXPIRED:
-            outcome = "expired"
+        outcome = ""
+        for kind, hit in (("delivered", delivered), ("bounced", bounced), ("expired", flags & EXPIRED),
+                          ("deleted", flags & DELETED), ("rejected", flags & REJECTED),
+                          ("discarded", flags & DISCARDED)):  # fmt: skip
+            if hit:
+                outcome = kind if not outcome else "mixed"
+        if outcome == "mixed" and not delivered and flags & EXPIRED and not flags & (DELETED | REJECTED | DISCARDED):
+            outcome = "expired"  # an expired message's recipients bounce: it expired
+        outcome = outcome or "unknown"
         provider = provider or NONE
         self.metrics.finish(outcome, root.entry, provider, last - root.t0, attempts, deferred, root.qid)
         self.outcomes[id(root)] = outcome

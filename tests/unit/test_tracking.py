@@ -5,12 +5,15 @@ checks the per-message outcome, the transit observation and the query API."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mailpulse.exporter.features import scan_logs
 from mailpulse.exporter.features.postfix import PostfixLogs, PostfixLogsConfig
 from mailpulse.exporter.http import MetricsServer
 from mailpulse.exporter.metrics.collector import MailpulseCollector, SelfMetrics, make_registry
@@ -339,3 +342,22 @@ def test_provider_label_on_delivery_families() -> None:
     assert deliveries[("smtp", "smtp", "sent", "loopback", "internal")] == 1
     failures = feature.aggregator.store[DELIVERY_FAILURES]
     assert [k[-1] for k in failures] == ["microsoft"]
+
+
+def test_scan_summary_counts_messages_and_providers(tmp_path: Path) -> None:
+    """`scan --summary` counts the re-injected message once and tables it by provider."""
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(line.strip() for line in (FILTER + BOUNCE).strip().splitlines()) + "\n")
+    out = io.StringIO()
+    assert scan_logs([str(log)], [], summary=True, progress=False, out=out) == 0
+    report = out.getvalue()
+    messages = report.split("Messages (joined by queue ID")[1]
+    assert "        2  finished" in messages
+    assert "        1    bounced" in messages
+    assert "        1    delivered" in messages
+    assert "        1  notifications Postfix generated" in messages
+    table = report.split("Messages by destination provider and outcome")[1]
+    assert re.search(r"\n  microsoft\s+0\s+1\n", table)
+    assert re.search(r"\n  yahoo\s+1\s+0\n", table)
+    attempts = report.split("Delivery attempts by destination provider")[1]
+    assert re.search(r"\n  microsoft\s+1\s+1\s+0\s+50.0%\n", attempts)
