@@ -148,7 +148,7 @@ class Tracker:
     def _parse_ts(self, ts: str) -> float | None:
         # "Nov 24 10:00:03": the minute's epoch is parsed once, the seconds added; any other stamp (RFC 3339)
         # goes through the full parser
-        if len(ts) == 15 and ts[12] == ":" and ts[13:15].isdigit():
+        if len(ts) == 15 and ts[12] == ":" and ts[13:15].isdigit() and ts[13:15].isascii():
             base = self._minutes.get(ts[:12])
             if base is None:
                 base = self.timestamps(ts[:12] + ":00")
