@@ -130,3 +130,31 @@ def test_daemon_counts_messages_from_the_live_log(mail_lab: LabEnv, tmp_path: Pa
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+def test_reconcile_with_the_real_postqueue(mail_lab: LabEnv, lab_traffic: dict[str, Any], tracked: Any) -> None:
+    """At start, `postqueue -j` of the lab's Postfix: messages still queued stay, those that left go."""
+    import asyncio
+
+    feature, _, _ = tracked
+    runtime = feature.tracking
+    deferred = [r["queue_id"] for r in records(lab_traffic, "deferred")]
+    assert deferred, lab_traffic["outcomes"]
+    in_flight = {m.qid: m.host for m in runtime.tracker.inflight()}
+    assert set(deferred) <= set(in_flight)
+    host = in_flight[deferred[0]]
+    # a message of this host that left the queue while we were not looking: its removal is not in the log read
+    feed = LinePipeline(SourceStats("gone"), [feature.formats(PostfixLogsConfig(tracking=TrackingConfig(
+        link_grace=0.0, reconcile=False)))[0]], threading.Lock()).feed  # fmt: skip
+    feed([f"Dec  3 10:00:00 {host} postfix/smtpd[1]: GONE0000001: client=a.example[192.0.2.1]"])
+    assert runtime.tracker.find(host, "GONE0000001") is not None
+    runtime.apply(TrackingConfig(config_dir=mail_lab["LAB_POSTFIX_CONFIG"].split()[0], local_hosts=(host,)),
+                  runtime.tracker.source)  # fmt: skip
+    runtime.lock = threading.Lock()
+    before = dict(runtime.metrics.evicted)
+    dropped = asyncio.run(runtime.reconcile())
+    assert dropped is not None and dropped >= 1
+    assert runtime.tracker.find(host, "GONE0000001") is None
+    for qid in deferred:  # still in the lab's deferred queue
+        assert runtime.tracker.find(host, qid) is not None
+    assert runtime.metrics.evicted[("restart",)] - before.get(("restart",), 0) == dropped
