@@ -159,6 +159,81 @@ DELIVERY: list[Panel | Row] = [
     ),
 ]
 
+REMOTE_PROVIDERS = sel('provider!~"internal|local|none"')
+PROVIDER_FINAL = sel('status=~"sent|bounced|deferred|expired"', 'provider!~"internal|local|none"')
+PROVIDER_DEFERRED = sel('status="deferred"', 'provider!~"internal|local|none"')
+
+
+def _transit_quantile(q: float, by: str) -> str:
+    buckets = f"rate(mailpulse_postfix_message_transit_seconds_bucket{S}[{RI}])"
+    return f"histogram_quantile({q}, sum by ({by}, le) ({buckets}))"
+
+
+MESSAGES: list[Panel | Row] = [
+    Row("Messages and destination providers"),
+    Panel(
+        "Messages by final outcome",
+        "Messages whose journey ended (message tracking: counted once across content-filter re-injection and "
+        "internal hops), by outcome (delivered, bounced, expired, deleted, mixed ...).",
+        "mps",
+        (Target(_rate("mailpulse_postfix_messages_total", "outcome"), "{{outcome}}"),),
+        stack=True,
+        width=8,
+    ),
+    Panel(
+        "Delivery attempts by destination provider",
+        "Delivery attempts by the provider of the receiving MX (its host name suffix: google, microsoft, yahoo ...) "
+        "and status. Internal hops and local delivery left out.",
+        "mps",
+        (
+            Target(
+                _rate("mailpulse_postfix_deliveries_total", "provider, status", REMOTE_PROVIDERS),
+                "{{provider}} {{status}}",
+            ),
+        ),
+        width=8,
+    ),
+    Panel(
+        "Deferral ratio by destination provider",
+        "Deferred attempts as a share of all attempts, per destination provider. PostfixProviderDeferralRatioHigh "
+        "fires above 30 % over 1h.",
+        "percentunit",
+        (
+            Target(
+                f"sum by (provider) (rate(mailpulse_postfix_deliveries_total{PROVIDER_DEFERRED}[{RI}])) / "
+                f"(sum by (provider) (rate(mailpulse_postfix_deliveries_total{PROVIDER_FINAL}[{RI}])) > 0)",
+                "{{provider}}",
+            ),
+        ),
+        width=8,
+        min=0,
+        max=1,
+        thresholds=((None, "green"), (0.3, "red")),
+    ),
+    Panel(
+        "Message transit time by provider (p50, p95)",
+        "First accept to final outcome, across re-injection and hops, of delivered messages by destination "
+        "provider. The root queue ID is an exemplar on each bucket (OpenMetrics): turn exemplars on to jump to it.",
+        "s",
+        (
+            Target(_transit_quantile(0.5, "provider"), "p50 {{provider}}"),
+            Target(_transit_quantile(0.95, "provider"), "p95 {{provider}}"),
+        ),
+        width=12,
+    ),
+    Panel(
+        "Deferred, then delivered; evicted by the tracker",
+        "Messages delivered after at least one deferral, by provider; and messages the tracker gave up on "
+        "(capacity, ttl, restart, reused) with the queue files it follows.",
+        "mps",
+        (
+            Target(_rate("mailpulse_postfix_messages_deferred_then_delivered_total", "provider"), "{{provider}}"),
+            Target(_rate("mailpulse_postfix_tracking_evicted_total", "reason"), "evicted {{reason}}"),
+        ),
+        width=12,
+    ),
+]
+
 REJECTS: list[Panel | Row] = [
     Row("Rejects"),
     Panel(
@@ -426,5 +501,5 @@ def build() -> Json:
         "mailpulse / Postfix",
         "Postfix from its logs and queue: traffic, delivery outcomes by status and transport, rejects by "
         "reason, queue depth and age, delays per stage, SASL failures, TLS, and mailpulse's parser health.",
-        [*TRAFFIC, *DELIVERY, *REJECTS, *QUEUE, *DELAYS, *SECURITY, *PARSER],
+        [*TRAFFIC, *DELIVERY, *MESSAGES, *REJECTS, *QUEUE, *DELAYS, *SECURITY, *PARSER],
     )

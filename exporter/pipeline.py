@@ -57,6 +57,8 @@ class Format:
     handlers: EventHandlers
     timestamp_of: Callable[[str], str | None]
     end_batch: Callable[[], None] | None = None
+    # called once when a scan has read all its input (under the lock): count what waits for more lines
+    end_of_input: Callable[[], None] | None = None
 
 
 class ErrorLog:

@@ -71,6 +71,7 @@ class QueueSnapshot:
     oldest: dict[str, float] = field(default_factory=dict)  # queue -> arrival time
     recipients: dict[str, int] = field(default_factory=lambda: dict.fromkeys(QUEUES, 0))
     bad_lines: int = 0
+    ids: set[str] | None = None  # the queue IDs, when asked for (message tracking's reconciliation)
 
     def add(self, raw: bytes) -> None:
         try:
@@ -79,6 +80,8 @@ class QueueSnapshot:
             arrival = float(entry.get("arrival_time", 0))
             size = int(entry.get("message_size", 0))
             rcpts = len(entry.get("recipients") or ())
+            if self.ids is not None:
+                self.ids.add(str(entry["queue_id"]))
         except (ValueError, KeyError, TypeError):
             self.bad_lines += 1
             return
@@ -174,14 +177,33 @@ class QueueCollector:
             self._last_problem = None
         return True
 
-    async def _run(self) -> QueueSnapshot:
+    async def queue_ids(self) -> set[str] | None:
+        """The queue IDs now in the queue (one ``postqueue -j``, the same code as the collection), or None
+        when postqueue failed (its reason is counted and logged as for a collection)."""
+        try:
+            snapshot = await asyncio.wait_for(self._run(keep_ids=True), self.timeout)
+        except TimeoutError:
+            self._failed("timeout", f"postqueue took longer than {self.timeout:g}s")
+            return None
+        except FileNotFoundError as exc:
+            self._failed("not_found", str(exc))
+            return None
+        except PermissionError as exc:
+            self._failed("permission", str(exc))
+            return None
+        except _PostqueueError as exc:
+            self._failed(exc.reason, exc.message)
+            return None
+        return snapshot.ids if snapshot.bad_lines == 0 else None
+
+    async def _run(self, keep_ids: bool = False) -> QueueSnapshot:
         proc = await asyncio.create_subprocess_exec(
             *self.argv(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, limit=1 << 24,
         )  # fmt: skip
         assert proc.stdout is not None
         assert proc.stderr is not None
-        snapshot = QueueSnapshot()
+        snapshot = QueueSnapshot(ids=set() if keep_ids else None)
         try:
             async for raw in proc.stdout:
                 if raw.strip():

@@ -174,6 +174,10 @@ def scan(
             err.write(f"mailpulse scan: {path}: {exc.strerror or exc}\n")
             return 1
     bar.finish()
+    with lock:
+        for fmt in formats.values():
+            if fmt.end_of_input is not None:
+                fmt.end_of_input()
 
     if report is not None:
         out.write(report.report(sources))
@@ -227,4 +231,6 @@ def _tee(fmt: Format, summary: Summary) -> Format:
             extra(event)
 
         handlers[cls] = both
-    return Format(fmt.name, fmt.parse_line, fmt.parse_fields, handlers, fmt.timestamp_of, fmt.end_batch)
+    return Format(
+        fmt.name, fmt.parse_line, fmt.parse_fields, handlers, fmt.timestamp_of, fmt.end_batch, fmt.end_of_input
+    )

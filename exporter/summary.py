@@ -22,6 +22,8 @@ from collections.abc import Callable
 from io import StringIO
 
 from mailpulse.exporter.metrics.sources import SourcesAggregator
+from mailpulse.exporter.tracking.record import NOTICE, Msg
+from mailpulse.exporter.tracking.tracker import Tracker
 from mailpulse.parsers.postfix import events as ev
 from mailpulse.parsers.postfix.vocab import REJECT_ACTIONS
 from mailpulse.parsers.results import Unparsed
@@ -75,6 +77,30 @@ class SummaryAggregator:
         self.accepted_ids: dict[str, str] = {}  # queue ID -> hour received
         self.handoffs: dict[str, list[str]] = {}  # queue ID a sent delivery created -> hours of those deliveries
         self.sessions: Counter[str] = Counter()
+        # message tracking (when on): messages by final outcome and provider, instead of lines
+        self.tracker: Tracker | None = None
+        self.outcomes: Counter[str] = Counter()
+        self.notices: Counter[str] = Counter()
+        self.by_provider: dict[str, Counter[str]] = {}
+        self.transit = array("d")
+        self.attempt_deferrals: dict[str, Counter[str]] = {}  # provider -> {deferred, bounced, sent} attempts
+
+    def follow(self, tracker: Tracker) -> None:
+        """Count messages as the tracker finishes them."""
+        self.tracker = tracker
+        tracker.on_finish = self._message
+
+    def _message(self, root: Msg, outcome: str, provider: str) -> None:
+        if root.flags & NOTICE:
+            self.notices[outcome] += 1
+            return
+        self.outcomes[outcome] += 1
+        row = self.by_provider.get(provider)
+        if row is None:
+            row = self.by_provider[provider] = Counter()
+        row[outcome] += 1
+        last = max(m.last() for m in root.journey())
+        self.transit.append(last - root.t0)
 
     def handler(self, fmt: str) -> Callable[[object], None]:
         return self._postfix if fmt == "postfix" else self._rspamd
@@ -138,6 +164,11 @@ class SummaryAggregator:
             # a content filter answered "queued as QID": a delivery, unless this log shows the QID received
             # again (known at report time), when it is a hand-off within this Postfix
             self.handoffs.setdefault(e.next_queue_id, []).append(hour_of(e.ts))
+        if e.provider and e.provider != "internal":
+            row = self.attempt_deferrals.get(e.provider)
+            if row is None:
+                row = self.attempt_deferrals[e.provider] = Counter()
+            row[e.status] += 1
         if e.status == "sent":
             t["delivered"] += 1
             self._hour(e.ts, "delivered")
@@ -195,6 +226,7 @@ class SummaryAggregator:
         attempts = received + rejected
         if attempts:
             w(f"  {100.0 * rejected / attempts:>8.1f}%  rejected (of received + rejected)\n")
+        self._messages(w)
         self._table(w, "Deferrals by reason", self.deferrals)
         self._table(w, "Bounces by reason", self.bounces)
         self._table(w, "Rejects by stage, reason and code", {" / ".join(k): v for k, v in self.rejects.items()})
@@ -219,6 +251,39 @@ class SummaryAggregator:
         if self.totals.keys() & {"received", "delivered", "rejected", "connections"}:
             w(FOOTER)
         return out.getvalue()
+
+    def _messages(self, w: Callable[[str], object]) -> None:
+        """Messages, joined by queue ID across re-injection and hops (message tracking)."""
+        if self.tracker is None:
+            return
+        total = sum(self.outcomes.values())
+        w("\nMessages (joined by queue ID; a re-injected or relayed copy is the same message)\n")
+        w("-------------------------------------------------------------------------------\n")
+        w(f"  {total:>9}  finished\n")
+        for outcome, n in sorted(self.outcomes.items(), key=lambda kv: (-kv[1], kv[0])):
+            w(f"  {n:>9}    {outcome}\n")
+        w(f"  {self.tracker.count:>9}  still in the queue at the end of the log (queue files)\n")
+        if self.notices:
+            w(f"  {sum(self.notices.values()):>9}  notifications Postfix generated (bounces, delay notices)\n")
+        if self.transit:
+            ordered = sorted(self.transit)
+            n = len(ordered)
+            w(f"  transit (first accept to final outcome), seconds: p50 {ordered[n // 2]:.1f}  "
+              f"p90 {ordered[min(n - 1, int(0.9 * n))]:.1f}  max {ordered[-1]:.1f}\n")  # fmt: skip
+        if self.by_provider:
+            outcomes = sorted({o for row in self.by_provider.values() for o in row})
+            title = "Messages by destination provider and outcome"
+            w(f"\n{title}\n{'-' * len(title)}\n  {'provider':<14}" + "".join(f" {o:>10}" for o in outcomes) + "\n")
+            for provider, row in sorted(self.by_provider.items(), key=lambda kv: -sum(kv[1].values())):
+                w(f"  {provider:<14}" + "".join(f" {row[o]:>10}" for o in outcomes) + "\n")
+        if self.attempt_deferrals:
+            title = "Delivery attempts by destination provider"
+            w(f"\n{title}\n{'-' * len(title)}\n  {'provider':<14} {'sent':>10} {'deferred':>10} {'bounced':>10}"
+              f" {'deferred %':>10}\n")  # fmt: skip
+            for provider, row in sorted(self.attempt_deferrals.items(), key=lambda kv: -sum(kv[1].values())):
+                n = sum(row.values())
+                pct = 100.0 * row["deferred"] / n if n else 0.0
+                w(f"  {provider:<14} {row['sent']:>10} {row['deferred']:>10} {row['bounced']:>10} {pct:>9.1f}%\n")
 
     @staticmethod
     def _table(w: Callable[[str], object], title: str, counts: dict[str, int] | Counter[str]) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from mailpulse.exporter.config_rspamd import RspamdConfig
-from mailpulse.exporter.features.postfix import PostfixLogs
+from mailpulse.exporter.features.postfix import PostfixLogs, PostfixLogsConfig
 from mailpulse.exporter.features.queue import PostfixQueue
 from mailpulse.exporter.features.rspamd import RspamdLogs
 from mailpulse.exporter.scan import scan
@@ -27,11 +27,13 @@ def scan_logs(
     progress: bool = True,
     out: TextIO | None = None,
     err: TextIO | None = None,
-    postfix_config: PostfixParserConfig | None = None,
+    postfix_config: PostfixParserConfig | PostfixLogsConfig | None = None,
     rspamd_config: RspamdConfig | None = None,
 ) -> int:
     """``mailpulse scan --postfix ... --rspamd ...`` as a function (tests, benchmarks)."""
     postfix, rspamd = PostfixLogs(), RspamdLogs()
+    if isinstance(postfix_config, PostfixParserConfig):
+        postfix_config = PostfixLogsConfig(postfix_config)
     sections = {postfix.name: postfix_config or postfix.absent(), rspamd.name: rspamd_config or rspamd.absent()}
     jobs = [("postfix", p) for p in postfix_files] + [("rspamd", p) for p in rspamd_files]
     return scan(jobs, (postfix, rspamd), sections, summary=summary, progress=progress, out=out, err=err)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from mailpulse.exporter.configtools import Node
-from mailpulse.exporter.feature import Feature, Part, Summary
+from mailpulse.exporter.feature import Context, Feature, Part, Service, Summary
 from mailpulse.exporter.metrics.postfix import FAMILIES, LABEL_SETS, PostfixAggregator
 from mailpulse.exporter.pipeline import Format
 from mailpulse.exporter.summary import SummaryAggregator
+from mailpulse.exporter.tracking import metrics as tracking_metrics
+from mailpulse.exporter.tracking.config import KEY_DOCS as TRACKING_KEY_DOCS
+from mailpulse.exporter.tracking.config import TrackingConfig, parse_tracking
+from mailpulse.exporter.tracking.runtime import TrackingRuntime, chain
 from mailpulse.parsers.postfix import PostfixParser, PostfixParserConfig
 from mailpulse.parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
 from mailpulse.parsers.syslog import split_line
@@ -45,7 +50,16 @@ KEY_DOCS: dict[str, str] = {
     "`socket`, `loopback`, `private`, `remote`).",
     "postfix.relay_classes[].pattern": "Searched in the relay host name, e.g. `(google|googlemail)\\.com$`.",
     "postfix.relay_classes[].class": "The `relay_class` of a matching relay, e.g. `google`.",
+    **TRACKING_KEY_DOCS,
 }
+
+
+@dataclass(frozen=True)
+class PostfixLogsConfig:
+    """The ``postfix:`` section: the parser's settings and message tracking's."""
+
+    parser: PostfixParserConfig = field(default_factory=PostfixParserConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 def postfix_timestamp(line: str) -> str | None:
@@ -53,27 +67,33 @@ def postfix_timestamp(line: str) -> str | None:
     return parts[0] if parts is not None else None
 
 
-class PostfixLogs(Feature[PostfixParserConfig]):
+class PostfixLogs(Feature[PostfixLogsConfig]):
     name = "postfix"
     title = "Postfix logs"
     section = ("postfix",)
-    families = FAMILIES
-    label_sets = LABEL_SETS
+    families = FAMILIES + tracking_metrics.FAMILIES
+    label_sets = {**LABEL_SETS, **tracking_metrics.LABEL_SETS}
     format_names = ("postfix",)
     key_docs = KEY_DOCS
 
     def __init__(self) -> None:
         # one aggregator for the life of the process: counters survive reloads
         self.aggregator = PostfixAggregator()
+        self.tracking = TrackingRuntime()
 
-    def parse_config(self, node: Node) -> PostfixParserConfig:
+    def parse_config(self, node: Node) -> PostfixLogsConfig:
         instances = tuple(node.str_list("instances", ["postfix", "postfix-*"]))
         services = node.child("services")
         service_map = services.str_map("map")
         allow = services.str_list("allow", None)
         max_services = services.integer("max", 50, minimum=1, maximum=1000)
         services.finish()
-        return PostfixParserConfig(
+        tracking = parse_tracking(node.child("tracking"))
+        providers = tuple(node.str_map("providers").items())
+        for _, name in providers:
+            if not LABEL_RE.match(name):
+                node.problem(f"provider name {name!r} must match {LABEL_RE.pattern}", "providers")
+        parser = PostfixParserConfig(
             instances=instances,
             service_map=service_map,
             service_allow=tuple(allow) if allow is not None else None,
@@ -81,23 +101,49 @@ class PostfixLogs(Feature[PostfixParserConfig]):
             reject_rules=_rules(node, "reject_reasons", "reason", REJECT_REASONS),
             delivery_rules=_rules(node, "delivery_reasons", "reason", DELIVERY_REASONS),
             relay_classes=_rules(node, "relay_classes", "class", None),
+            providers=providers,
+            internal_relays=tracking.internal_relays,
         )
+        return PostfixLogsConfig(parser, tracking)
 
-    def absent(self) -> PostfixParserConfig:
-        return PostfixParserConfig()
+    def absent(self) -> PostfixLogsConfig:
+        return PostfixLogsConfig()
 
-    def formats(self, config: PostfixParserConfig) -> Sequence[Format]:
-        parser = PostfixParser(config)
+    def formats(self, config: PostfixLogsConfig | PostfixParserConfig) -> Sequence[Format]:
+        if isinstance(config, PostfixParserConfig):  # scan_logs(postfix_config=...) and older callers
+            config = PostfixLogsConfig(config)
+        parser = PostfixParser(config.parser)
         # the service label's cap starts afresh with each parser (each load); the aggregator reports it
         self.aggregator.track_services(parser.programs)
         handlers = self.aggregator.handlers()
-        return (Format("postfix", parser.parse_line, parser.parse_fields, handlers, postfix_timestamp),)
+        self.tracking.apply(config.tracking, parser)
+        if not config.tracking.enabled:
+            return (Format("postfix", parser.parse_line, parser.parse_fields, handlers, postfix_timestamp),)
+        tracker = self.tracking.tracker
+        return (
+            Format("postfix", parser.parse_line, parser.parse_fields, chain(handlers, tracker.handlers()),
+                   postfix_timestamp, self.tracking.end_batch, tracker.flush),
+        )  # fmt: skip
+
+    def configure(self, config: PostfixLogsConfig, context: Context) -> Sequence[Service]:
+        if not config.tracking.enabled:
+            return ()
+        self.tracking.start(context.state_dir, context.lock)
+        return (self.tracking,)
 
     def parts(self) -> Sequence[Part]:
-        return (self.aggregator,)
+        return (self.aggregator, self.tracking.metrics)
 
     def summary(self) -> Summary:
-        return SummaryAggregator()
+        report = SummaryAggregator()
+        if self.tracking.config.enabled:
+            report.follow(self.tracking.tracker)
+        return report
+
+
+def with_tracking(config: PostfixLogsConfig, **changes: object) -> PostfixLogsConfig:
+    """A copy of ``config`` with some tracking keys changed (tests, benchmarks)."""
+    return replace(config, tracking=replace(config.tracking, **changes))  # type: ignore[arg-type]
 
 
 def _rules(node: Node, key: str, label: str, allowed: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:

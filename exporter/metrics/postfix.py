@@ -32,6 +32,7 @@ from mailpulse.parsers.postfix import events as ev
 from mailpulse.parsers.postfix import vocab
 from mailpulse.parsers.postfix.common import WARNING_RULES
 from mailpulse.parsers.postfix.program import KNOWN_DAEMONS, ProgramTable
+from mailpulse.parsers.postfix.providers import PROVIDERS
 from mailpulse.parsers.postfix.smtpd import SASL_METHODS
 from mailpulse.parsers.postfix.vocab import REJECT_ACTIONS
 from mailpulse.parsers.results import Unparsed
@@ -135,16 +136,20 @@ UNSUPPORTED = Family(
     C, ("service",), compat=KUMINA,
 )  # fmt: skip
 
+# The destination provider of a delivery (parsers.postfix.providers): the built-in classes and the names a
+# site gives in postfix.providers
+DESTINATION_PROVIDERS = named("postfix.providers", *PROVIDERS)
+
 # --- mailpulse families ----------------------------------------------------------------------------------
 DELIVERIES = Family(
     "mailpulse_postfix_deliveries_total",
-    "Delivery attempts by service, delivery agent, status and relay class.",
-    C, ("service", "agent", "status", "relay_class"),
+    "Delivery attempts by service, delivery agent, status, relay class and destination provider.",
+    C, ("service", "agent", "status", "relay_class", "provider"),
 )  # fmt: skip
 DELIVERY_FAILURES = Family(
     "mailpulse_postfix_delivery_failures_total",
-    "Deferred and bounced delivery attempts by the class of the reply.",
-    C, ("service", "agent", "status", "reason"),
+    "Deferred and bounced delivery attempts by the class of the reply and the destination provider.",
+    C, ("service", "agent", "status", "reason", "provider"),
 )  # fmt: skip
 DELIVERY_DELAY = Family(
     "mailpulse_postfix_delivery_delay_seconds",
@@ -305,6 +310,8 @@ LABEL_SETS = label_sets(
         (DELIVERY_DELAY, "stage"): enum(("total", *DELAY_STAGES)),
         (UNSUPPORTED, "service"): _sorted(KNOWN_DAEMONS, "other", "unknown"),
         (DELIVERY_FAILURES, "reason"): enum(vocab.DELIVERY_REASONS),
+        (DELIVERIES, "provider"): DESTINATION_PROVIDERS,
+        (DELIVERY_FAILURES, "provider"): DESTINATION_PROVIDERS,
         (REMOTE_REPLIES, "reason"): enum(vocab.DELIVERY_REASONS),
         (CONNECT_FAILURES, "reason"): enum(vocab.CONNECT_REASONS),
         (REJECTS, "reason"): enum(vocab.REJECT_REASONS),
@@ -395,6 +402,7 @@ class PostfixAggregator:
             ev.Lifecycle: self._lifecycle,
             ev.QueueAdmin: self._queue_admin,
             ev.LogMessage: self._log_message,
+            ev.QueueDeleted: self._queue_deleted,
             Unparsed: self._unparsed,
         }
 
@@ -471,7 +479,7 @@ class PostfixAggregator:
 
     def _delivery(self, e: ev.Delivery) -> None:
         agent, status = e.daemon, e.status
-        key: Labels = (e.service, agent, status, e.relay_class)
+        key: Labels = (e.service, agent, status, e.relay_class, e.provider)
         d = self._deliveries
         d[key] = d.get(key, 0) + 1
         if agent == "smtp":
@@ -480,7 +488,7 @@ class PostfixAggregator:
         elif agent == "virtual" and status == "sent":
             self._inc(VIRTUAL_DELIVERED)
         if e.reason:
-            self._inc(DELIVERY_FAILURES, (e.service, agent, status, e.reason))
+            self._inc(DELIVERY_FAILURES, (e.service, agent, status, e.reason, e.provider))
             if e.blocklist:
                 self._inc(BLOCKLISTED, (e.blocklist,))
         if e.tls:
@@ -503,6 +511,11 @@ class PostfixAggregator:
         hists = tuple(self._delay.histogram((agent, stage)) for stage in ("total", *DELAY_STAGES))
         self._delay_hists[agent] = hists
         return hists
+
+    def _queue_deleted(self, e: ev.QueueDeleted) -> None:
+        # counted as before it was an event of its own: an informational postsuper queue line
+        d, key = self._log, ("postsuper", "info", "queue")
+        d[key] = d.get(key, 0) + 1
 
     def _log_message(self, e: ev.LogMessage) -> None:
         d, key = self._log, (e.daemon, e.level, e.kind)

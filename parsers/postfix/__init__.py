@@ -28,6 +28,7 @@ from mailpulse.parsers.postfix.others import (
     parse_tlsproxy,
 )
 from mailpulse.parsers.postfix.program import ProgramTable
+from mailpulse.parsers.postfix.providers import ProviderTable
 from mailpulse.parsers.postfix.queue import CleanupParser, QmgrParser, parse_bounce, parse_pickup, parse_postsuper
 from mailpulse.parsers.postfix.smtpd import SmtpdParser
 from mailpulse.parsers.postfix.vocab import (
@@ -64,6 +65,8 @@ class PostfixParserConfig:
     reject_rules: tuple[tuple[str, str], ...] = ()  # tried before the built-in REJECT_RULES
     delivery_rules: tuple[tuple[str, str], ...] = ()  # tried before the built-in DELIVERY_RULES
     relay_classes: tuple[tuple[str, str], ...] = ()  # (regex on the relay host, class name)
+    providers: tuple[tuple[str, str], ...] = ()  # (relay host suffix, provider name), before the built-in ones
+    internal_relays: tuple[str, ...] = ()  # relay host names that are ours (hops whose "queued as" links)
 
 
 class PostfixParser:
@@ -77,6 +80,7 @@ class PostfixParser:
             make_classifier(cfg.delivery_rules + DELIVERY_RULES),
             make_classifier(BLOCKLIST_RULES),
             cfg.relay_classes,
+            ProviderTable(cfg.providers, cfg.internal_relays),
         )
         smtpd = SmtpdParser(classify_reject)
         self._programs: dict[str, _Entry | None] = {}
@@ -112,6 +116,10 @@ class PostfixParser:
         }
         # warning/error/fatal/panic lines: a generic LogMessage unless a daemon has more to say
         self.level_handlers: dict[str, Handler] = {"smtpd": smtpd.warning}
+        # The host name of the last Postfix line parsed ("" for journald fields). Message tracking reads it
+        # in the event's handler, which the pipeline calls right after this parse under the same lock: one
+        # attribute store per line instead of a field on every event.
+        self.host = ""
 
     def parse_line(self, line: str) -> ParseResult:
         """Parse one log line (with its syslog prefix).
@@ -124,7 +132,7 @@ class PostfixParser:
         """
         # "Jun  3 10:40:57 host tag[pid]: message"
         if len(line) > 16 and line[15] == " " and line[9] == ":" and line[3] == " ":
-            rest = line[16:].partition(" ")[2]
+            host, _, rest = line[16:].partition(" ")
             prefix = self._prefix
             if prefix is not None and rest[: len(prefix)] != prefix and rest[:1] != "/":
                 return FOREIGN
@@ -132,6 +140,7 @@ class PostfixParser:
             if not sep:
                 return self._slow(line)
             ts = line[:15]
+            self.host = host
         else:
             return self._slow(line)
         name, bracket, pid = tag.partition("[")
@@ -164,16 +173,21 @@ class PostfixParser:
         if parts is None:
             return Unparsed("", "unknown", "info", line)
         ts, tag, message = parts
+        self.host = line[len(ts) :].lstrip(" ").partition(" ")[0]
         name_pid = split_tag(tag)
         if name_pid is None:
             # a broken pid on a Postfix tag is a damaged Postfix line; anything else is not ours
             if self.programs.lookup(tag.partition("[")[0]) is None:
                 return FOREIGN
             return Unparsed(ts, "unknown", "info", line)
-        return self.parse_fields(ts, name_pid[0], message)
+        return self._fields(ts, name_pid[0], message)
 
     def parse_fields(self, ts: str, program: str, message: str) -> ParseResult:
         """Parse a message whose program name (``postfix/smtpd``, no pid) is already known: journald."""
+        self.host = ""  # journald's fields carry no syslog host
+        return self._fields(ts, program, message)
+
+    def _fields(self, ts: str, program: str, message: str) -> ParseResult:
         entry = self._programs.get(program, _UNSEEN)
         if entry is _UNSEEN:
             entry = self._resolve(program)

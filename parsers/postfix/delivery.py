@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from mailpulse.parsers.numbers import MAX_SECONDS, decimal, decimals4
 from mailpulse.parsers.postfix.common import is_queue_id, parse_access_action, parse_tls, reply_codes
 from mailpulse.parsers.postfix.events import ConnectFailure, Delivery, LogMessage, PostfixEvent, RemoteReply, TlsFailure
+from mailpulse.parsers.postfix.providers import INTERNAL, LOCAL, NONE, OTHER, ProviderTable
 from mailpulse.parsers.postfix.vocab import ACTIONS, DELIVERY_STATUSES, TLS_LEVELS, ReplyClassifier, bounded
 
 # Parsed with partition() rather than one regex: on CPython 3.11 the partition chain costs about half.
@@ -42,11 +43,15 @@ class DeliveryParser:
         classify_reason: ReplyClassifier,
         classify_blocklist: ReplyClassifier,
         relay_rules: Iterable[tuple[str, str]] = (),
+        providers: ProviderTable | None = None,
     ) -> None:
         self._reason = classify_reason
         self._blocklist = classify_blocklist
         self._relay_rules = tuple((re.compile(p).search, name) for p, name in relay_rules)
-        self._relay_cache: dict[str, str] = {}
+        self._providers = providers or ProviderTable()
+        # relay as logged -> (relay_class, provider); relays repeat, so each is classified once
+        self._relay_cache: dict[str, tuple[str, str]] = {}
+        self._host_cache: dict[str, str] = {}  # host name alone (remote replies) -> provider
 
     def __call__(self, ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
         head, sep, rest = msg.partition(": ")
@@ -93,18 +98,24 @@ class DeliveryParser:
             return None
         reason = blocklist = next_qid = ""
         forwarded = False
-        relay_class = self._relay_cache.get(relay)
-        if relay_class is None:
-            relay_class = self._relay_class(relay)
+        classes = self._relay_cache.get(relay)
+        if classes is None:
+            classes = self._relay_class(relay)
+        relay_class, provider = classes
+        if daemon in _LOCAL_AGENTS:
+            provider = LOCAL  # lmtp to Dovecot on 127.0.0.1:24 is a mailbox here, not a hop
         if status != "sent":
             # Postfix's dsn= is the remote's enhanced status code, or one it derived (X.0.0 when none)
             reason = self._reason(text, dsn)
             if reason == "blocklisted":
                 blocklist = self._blocklist(text)
+            if provider == NONE:
+                # relay=none: the host we failed to reach is in the text ("connect to mx[ip]:25: ...")
+                provider = self._text_provider(text)
         elif text[:14] == "(forwarded as ":
             # local(8) forwarded to another address: "(forwarded as 7A1B2C3D)"
             next_qid, forwarded = text[14:].partition(")")[0], True
-        elif relay_class in _FILTER_RELAYS:
+        elif relay_class in _FILTER_RELAYS or provider == INTERNAL:
             # a content filter on this host: "(250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X)"
             _, sep, after = text.rpartition("queued as ")
             if sep:
@@ -124,6 +135,7 @@ class DeliveryParser:
             blocklist,
             next_qid,
             forwarded,
+            provider,
         )
 
     def _queue_line(self, ts: str, service: str, daemon: str, qid: str, rest: str) -> PostfixEvent | None:
@@ -139,7 +151,14 @@ class DeliveryParser:
             code, dsn = reply_codes(reply)
             reason = self._reason(reply, dsn or code)
             return RemoteReply(
-                ts, service, daemon, qid, reply[:3], reason, self._blocklist(reply) if reason == "blocklisted" else ""
+                ts,
+                service,
+                daemon,
+                qid,
+                reply[:3],
+                reason,
+                self._blocklist(reply) if reason == "blocklisted" else "",
+                self._host_provider(rest[5:].partition("[")[0]),
             )
         # lost connection with mx[1.2.3.4] while receiving the initial server greeting
         # conversation with mx[1.2.3.4] timed out while sending message body
@@ -162,12 +181,40 @@ class DeliveryParser:
             return ConnectFailure(ts, service, daemon, "no_greeting")
         return None
 
-    def _relay_class(self, relay: str) -> str:
+    def _relay_class(self, relay: str) -> tuple[str, str]:
         cls = self._classify_relay(relay)
+        host = relay.partition("[")[0]
+        if cls == "none":
+            provider = NONE
+        elif cls in ("local", "socket"):
+            provider = LOCAL
+        elif cls in ("loopback", "private"):
+            provider = INTERNAL
+        else:
+            provider = self._providers.classify(host)
         if len(self._relay_cache) > 8192:  # relays are many on a busy MTA; keep memory flat
             self._relay_cache.clear()
-        self._relay_cache[relay] = cls
-        return cls
+        classes = self._relay_cache[relay] = (cls, provider)
+        return classes
+
+    def _host_provider(self, host: str) -> str:
+        provider = self._host_cache.get(host)
+        if provider is None:
+            provider = _ip_provider(host) or self._providers.classify(host)
+            if len(self._host_cache) > 8192:
+                self._host_cache.clear()
+            self._host_cache[host] = provider
+        return provider
+
+    def _text_provider(self, text: str) -> str:
+        # "(connect to mx.example.net[192.0.2.1]:25: Connection timed out)", "(host mx[ip] said: ...)"
+        for marker in ("connect to ", "host "):
+            _, sep, after = text.partition(marker)
+            if sep:
+                host = after.partition("[")[0]
+                if host and " " not in host:
+                    return self._host_provider(host)
+        return NONE
 
     def _classify_relay(self, relay: str) -> str:
         if relay == "none":
@@ -190,6 +237,9 @@ class DeliveryParser:
         return "remote"
 
 
+# Agents that deliver to a mailbox on this host, whatever their relay says
+_LOCAL_AGENTS = frozenset({"local", "virtual", "pipe", "lmtp"})
+
 # Relays that may be a content filter re-injecting into this Postfix (amavis on 127.0.0.1:10024, ...)
 _FILTER_RELAYS = frozenset({"loopback", "private", "socket"})
 
@@ -198,6 +248,17 @@ _FILTER_RELAYS = frozenset({"loopback", "private", "socket"})
 _PRIVATE_NETWORKS = tuple(
     ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
+
+
+def _ip_provider(host: str) -> str | None:
+    """An address instead of a host name ("connect to 127.0.0.1[127.0.0.1]:1"): internal or other."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.is_loopback or ip.is_link_local or any(ip in net for net in _PRIVATE_NETWORKS if net.version == ip.version):
+        return INTERNAL
+    return OTHER
 
 
 def _connect_reason(msg: str) -> str:

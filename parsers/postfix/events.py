@@ -138,6 +138,13 @@ class QueueExpired(PostfixEvent):
 
 
 @dataclass(slots=True)
+class QueueDeleted(PostfixEvent):
+    """postsuper: ``QID: removed`` (``postsuper -d``): an administrator deleted the message."""
+
+    queue_id: str  # not a label
+
+
+@dataclass(slots=True)
 class Delivery(PostfixEvent):
     """A delivery attempt by any delivery agent (smtp, lmtp, local, virtual, pipe, error, retry,
     discard; qmgr for some deferrals)::
@@ -166,6 +173,7 @@ class Delivery(PostfixEvent):
     blocklist: str
     next_queue_id: str = ""  # not a label
     forwarded: bool = False
+    provider: str = ""  # parsers.postfix.providers: the destination provider class of the relay
 
 
 @dataclass(slots=True)
@@ -178,6 +186,7 @@ class RemoteReply(PostfixEvent):
     code: str
     reason: str
     blocklist: str
+    provider: str = ""  # the destination provider class of the replying host
 
 
 @dataclass(slots=True)
@@ -195,6 +204,7 @@ class BounceNotice(PostfixEvent):
 
     kind: str  # non_delivery | delay | delivery_status | postmaster_non_delivery | postmaster_delay
     queue_id: str
+    notice_id: str = ""  # the queue ID of the notification message (NEWQID); not a label
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from mailpulse.parsers.postfix.events import (
     PostfixEvent,
     QueueActive,
     QueueAdmin,
+    QueueDeleted,
     QueueExpired,
     QueueRemoved,
 )
@@ -107,10 +108,11 @@ def parse_bounce(ts: str, service: str, daemon: str, level: str, msg: str) -> Po
     head, sep, rest = msg.partition(": ")
     if not sep or not is_queue_id(head):
         return None
-    kind = BOUNCE_KINDS.get(rest.rpartition(": ")[0])
+    notice, _, child = rest.rpartition(": ")
+    kind = BOUNCE_KINDS.get(notice)
     if kind is None:
         return None
-    return BounceNotice(ts, service, kind, head)
+    return BounceNotice(ts, service, kind, head, child if is_queue_id(child) else "")
 
 
 def parse_postsuper(ts: str, service: str, daemon: str, level: str, msg: str) -> PostfixEvent | None:
@@ -122,7 +124,10 @@ def parse_postsuper(ts: str, service: str, daemon: str, level: str, msg: str) ->
         count = uint(rest.partition(" ")[0], MAX_COUNT)
         return QueueAdmin(ts, service, action, count) if count is not None else None
     # per-message lines: "QID: removed", "QID: placed on hold", "QID: released from hold", "QID: requeued"
-    # (counted by the summary line, not here, so postsuper -d is not mistaken for qmgr's "removed")
+    # (counted by the summary line, not here, so postsuper -d is not mistaken for qmgr's "removed"); a
+    # deletion is its own event so that message tracking can close the message as deleted
+    if is_queue_id(head) and rest == "removed":
+        return QueueDeleted(ts, service, head)
     if is_queue_id(head) and rest in _POSTSUPER_PER_MESSAGE:
         return LogMessage(ts, service, daemon, "info", "queue")
     return None

@@ -54,6 +54,9 @@ JUNK_PROBE = "junk-to-partner"
 NO_DATA_IN_LAB: dict[tuple[str, str], str] = {
     ("mailpulse-postfix", "TLS handshake failures"): "every TLS handshake in the lab succeeds",
     ("mailpulse-rspamd", "Bayes learns"): "nothing is learned through rspamd's controller in the lab",
+    ("mailpulse-postfix", "Delivery attempts by destination provider"): "every relay in the lab is on loopback "
+    "(provider internal) or a mailbox (local): no remote provider",
+    ("mailpulse-postfix", "Deferral ratio by destination provider"): "no remote provider in the lab (see above)",
 }
 READY_TIMEOUT_S = 90.0  # Prometheus's first sample takes ~7 s, rule health another evaluation or two
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,21 +81,103 @@ def rotate(log: Path, kind: str) -> None:
             fh.truncate(0)
 
 
+TRACKING_CHILD = f"""
+import asyncio, signal, sys, threading
+from mailpulse.exporter.feature import Context
+from mailpulse.exporter.features.postfix import PostfixLogs, PostfixLogsConfig
+from mailpulse.exporter.metrics.sources import SourceStats
+from mailpulse.exporter.pipeline import LinePipeline
+from mailpulse.exporter.sources.files import FileSource
+from mailpulse.exporter.tracking.config import TrackingConfig
+out = open(sys.argv[3], "a")
+feature = PostfixLogs()
+config = PostfixLogsConfig(tracking=TrackingConfig(link_grace=0.0, checkpoint_interval=0.0, reconcile=False))
+lock = threading.Lock()
+(fmt,) = feature.formats(config)
+feature.configure(config, Context(lock, sys.argv[4]))
+def finished(root, outcome, provider):
+    out.write(root.qid + "\\n")
+    out.flush()
+feature.tracking.tracker.on_finish = finished
+stats = SourceStats("s")
+pipeline = LinePipeline(stats, [fmt], lock)
+src = FileSource(stats, sys.argv[1], sys.argv[2], pipeline.feed, start_at_end=False, poll_interval=0.02,
+                 batch_bytes={BATCH_BYTES})
+async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await src.run(stop)
+    with lock:
+        feature.tracking.save()
+asyncio.run(main())
+"""
+MESSAGE = (
+    "Nov 24 16:{m:02d}:{s:02d} mail postfix/smtpd[1]: Q{seq:09d}: client=a.example[192.0.2.1]\n"
+    "Nov 24 16:{m:02d}:{s:02d} mail postfix/local[2]: Q{seq:09d}: to=<u@mail>, relay=local, delay=0.1, "
+    "delays=0/0/0/0.1, dsn=2.0.0, status=sent (delivered to mailbox)\n"
+    "Nov 24 16:{m:02d}:{s:02d} mail postfix/qmgr[3]: Q{seq:09d}: removed\n"
+)
+
+
+class MessageWriter(Writer):
+    """Whole messages (accepted, delivered, removed), one second of log time per 20 messages."""
+
+    def write(self, n: int) -> None:
+        with self.log.open("a") as fh:
+            for i in range(self.seq, self.seq + n):
+                second = i // 20
+                fh.write(MESSAGE.format(m=(second // 60) % 60, s=second % 60, seq=i))
+        self.seq += n
+
+
+def read_qids(out: Path) -> Counter[int]:
+    if not out.exists():
+        return Counter()
+    return Counter(int(line[1:]) for line in out.read_text().splitlines() if line)
+
+
 def test_exactly_once_across_rotations_and_restarts(tmp_path: Path) -> None:
     """Every line written is read: exactly once across SIGTERM, at most one batch again per kill -9."""
     log, state, out = tmp_path / "mail.log", tmp_path / "mail.offset", tmp_path / "read.log"
-    log.touch()
     writer = Writer(log)
+    kills = cycles(writer, [sys.executable, "-c", CHILD, str(log), str(state), str(out)], state,
+                   lambda: read_seqs(out))  # fmt: skip
+    seqs = read_seqs(out)
+    assert set(range(writer.seq)) == set(seqs)  # nothing lost, nothing invented
+    repeated = sum(n - 1 for n in seqs.values())
+    assert repeated <= kills * (BATCH_BYTES // len(LINE.format(0)) + 1)
+
+
+def test_tracking_counts_each_message_once_across_rotations_and_restarts(tmp_path: Path) -> None:
+    """With message tracking on (state checkpointed after every batch), every message gets one final outcome
+    across SIGTERM, kill -9 and rotations. A kill -9 that lands after a batch's outcomes were counted and
+    before its checkpoint was written makes that batch's messages count again: at most one batch per kill."""
+    log, state, out = tmp_path / "mail.log", tmp_path / "mail.offset", tmp_path / "finished.log"
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    writer = MessageWriter(log)
+    argv = [sys.executable, "-c", TRACKING_CHILD, str(log), str(state), str(out), str(state_dir)]
+    kills = cycles(writer, argv, state, lambda: read_qids(out))
+    finished = read_qids(out)
+    assert set(range(writer.seq)) == set(finished)  # no message lost, none invented
+    repeated = sum(n - 1 for n in finished.values())
+    per_batch = BATCH_BYTES // len(MESSAGE.format(m=0, s=0, seq=0)) + 1
+    assert repeated <= kills * per_batch
+
+
+def cycles(writer: Writer, argv: list[str], state: Path, read: Callable[[], Counter[int]]) -> int:
+    """12 cycles of writing, stopping (none, SIGTERM, kill -9) and rotating; returns the number of kills."""
+    writer.log.touch()
     proc: subprocess.Popen[bytes] | None = None
     kills = 0
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", CHILD, str(log), str(state), str(out)], cwd=ROOT)
+        return subprocess.Popen(argv, cwd=ROOT)
 
     def caught_up() -> None:
         deadline = time.monotonic() + 20
-        while not state.exists() or set(range(writer.seq)) - set(read_seqs(out)):
-            missing = sorted(set(range(writer.seq)) - set(read_seqs(out)))
+        while not state.exists() or set(range(writer.seq)) - set(read()):
+            missing = sorted(set(range(writer.seq)) - set(read()))
             assert time.monotonic() < deadline, f"not caught up: {len(missing)} missing from {missing[:1]}"
             time.sleep(0.02)
 
@@ -117,7 +200,7 @@ def test_exactly_once_across_rotations_and_restarts(tmp_path: Path) -> None:
                 proc.wait(timeout=20)
                 kills += stop == "sigkill"
                 proc = None
-            rotate(log, rotations[cycle % 4])
+            rotate(writer.log, rotations[cycle % 4])
             writer.write(150)
         if proc is None:
             proc = start()
@@ -126,7 +209,4 @@ def test_exactly_once_across_rotations_and_restarts(tmp_path: Path) -> None:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
-    seqs = read_seqs(out)
-    assert set(range(writer.seq)) == set(seqs)  # nothing lost, nothing invented
-    repeated = sum(n - 1 for n in seqs.values())
-    assert repeated <= kills * (BATCH_BYTES // len(LINE.format(0)) + 1)
+    return kills

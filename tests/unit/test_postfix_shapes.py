@@ -97,52 +97,52 @@ CASES: list[tuple[str, object]] = [
     (f"{P} postfix/smtp[25887]: D570620C5A2: to=<probe@remote.test>, relay=127.0.0.1[127.0.0.1]:20625, delay=0.28, "
      "delays=0.14/0.03/0.03/0.08, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 0F99220C5E2)",  # lab
      ev.Delivery("Nov 24 16:58:17", "smtp", "smtp", "D570620C5A2", "sent", "loopback", 0.28, (0.14, 0.03, 0.03, 0.08),
-                 "2.0.0", "", "", "", "0F99220C5E2")),
+                 "2.0.0", "", "", "", "0F99220C5E2", provider="internal")),
     (f"{P} postfix/lmtp[25895]: 0F99220C5E2: to=<probe@remote.test>, relay=mail.example.test[/srv/dovecot/run/lmtp], "
      "delay=0.15, delays=0.08/0.03/0.03/0.02, dsn=2.0.0, status=sent (250 2.0.0 <probe@remote.test> p7Tg Saved)",
      ev.Delivery("Nov 24 16:58:17", "lmtp", "lmtp", "0F99220C5E2", "sent", "socket", 0.15, (0.08, 0.03, 0.03, 0.02),
-                 "2.0.0", "", "", "")),
+                 "2.0.0", "", "", "", provider="local")),
     (f"{P} postfix/smtp[1]: 01E12901F9D: to=<postfix-users@postfix.org>, relay=list.sys4.de[45.90.5.195]:25, "
      "delay=5.4, delays=0.08/0.01/3.5/1.9, tls=dane, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4cbdb56t4MzPjfw)",
      ev.Delivery("Nov 24 16:58:17", "smtp", "smtp", "01E12901F9D", "sent", "remote", 5.4, (0.08, 0.01, 3.5, 1.9),
-                 "2.0.0", "dane", "", "")),
+                 "2.0.0", "dane", "", "", provider="other")),
     (f"{P} postfix/smtp[1]: 01E12901F9E: to=<a@b>, orig_to=<x@y>, relay=mx.b[192.0.2.7]:25, conn_use=2, delay=1, "
      "delays=0.1/0/0.5/0.4, tls=dane/!requiretls:nocertmatch, dsn=4.7.5, status=deferred (TLS is required, but ...)",
      ev.Delivery("Nov 24 16:58:17", "smtp", "smtp", "01E12901F9E", "deferred", "remote", 1.0, (0.1, 0.0, 0.5, 0.4),
-                 "4.7.5", "dane", "tls", "")),
+                 "4.7.5", "dane", "tls", "", provider="other")),
     (f"{P} postfix/relay/smtp[1]: ABCDEF: to=<a@b>, relay=none, delay=30, delays=0/0/30/0, dsn=4.4.1, status=deferred "
      "(connect to mx.b[192.0.2.1]:25: Connection timed out)",
      ev.Delivery("Nov 24 16:58:17", "relay", "smtp", "ABCDEF", "deferred", "none", 30.0, (0.0, 0.0, 30.0, 0.0), "4.4.1",
-                 "", "connection_timeout", "")),
+                 "", "connection_timeout", "", provider="other")),
     (f"{P} postfix/smtp[1]: 776E41855DB2: to=<a@hotmail.com>, relay=mx.outlook.com[11.22.33.44]:25, delay=1.9, "
      "delays=0/0/1.5/0.37, dsn=5.7.1, status=bounced (host mx.outlook.com[11.22.33.44] said: 550 5.7.1 Service "
      "unavailable, Client host [1.2.3.4] blocked using Spamhaus. (S3140) (in reply to RCPT TO command))",
      ev.Delivery("Nov 24 16:58:17", "smtp", "smtp", "776E41855DB2", "bounced", "remote", 1.9, (0.0, 0.0, 1.5, 0.37),
-                 "5.7.1", "", "blocklisted", "microsoft")),
+                 "5.7.1", "", "blocklisted", "microsoft", provider="microsoft")),
     (f"{P} postfix/local[1]: ABC123: to=<root@mail.example>, orig_to=<root>, relay=local, delay=0.01, "
      "delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to mailbox)",
      ev.Delivery("Nov 24 16:58:17", "local", "local", "ABC123", "sent", "local", 0.01, (0.0, 0.0, 0.0, 0.0), "2.0.0",
-                 "", "", "")),
+                 "", "", "", provider="local")),
     (f"{P} postfix/virtual[1]: ABC124: to=<u@v.example>, relay=virtual, delay=0.1, delays=0.1/0/0/0, dsn=2.0.0, "
      "status=sent (delivered to maildir)",
      ev.Delivery("Nov 24 16:58:17", "virtual", "virtual", "ABC124", "sent", "local", 0.1, (0.1, 0.0, 0.0, 0.0), "2.0.0",
-                 "", "", "")),
+                 "", "", "", provider="local")),
     (f"{P} postfix/pipe[1]: ABC125: to=<u@v.example>, relay=dovecot, delay=0.2, delays=0.1/0/0/0.1, dsn=2.0.0, "
      "status=sent (delivered via dovecot service)",
      ev.Delivery("Nov 24 16:58:17", "pipe", "pipe", "ABC125", "sent", "local", 0.2, (0.1, 0.0, 0.0, 0.1), "2.0.0",
-                 "", "", "")),
+                 "", "", "", provider="local")),
     (f"{P} postfix/error[1]: ABC126: to=<u@deferred.test>, relay=none, delay=100, delays=99/1/0/0, dsn=4.4.1, "
      "status=deferred (delivery temporarily suspended: connect to 127.0.0.1[127.0.0.1]:1: Connection refused)",
      ev.Delivery("Nov 24 16:58:17", "error", "error", "ABC126", "deferred", "none", 100.0, (99.0, 1.0, 0.0, 0.0),
-                 "4.4.1", "", "connection_refused", "")),
+                 "4.4.1", "", "connection_refused", "", provider="internal")),
     (f"{P} postfix/retry[1]: ABC127: to=<u@x.test>, relay=none, delay=5, delays=5/0/0/0, dsn=4.3.0, status=deferred "
      "(mail transport unavailable)",
      ev.Delivery("Nov 24 16:58:17", "retry", "retry", "ABC127", "deferred", "none", 5.0, (5.0, 0.0, 0.0, 0.0), "4.3.0",
-                 "", "transport_unavailable", "")),
+                 "", "transport_unavailable", "", provider="none")),
     (f"{P} postfix/smtp[1]: ABC128: to=<a@null.example>, relay=none, delay=0.1, delays=0.1/0/0/0, dsn=5.1.0, "
      "status=bounced (Domain null.example does not accept mail (nullMX))",
      ev.Delivery("Nov 24 16:58:17", "smtp", "smtp", "ABC128", "bounced", "none", 0.1, (0.1, 0.0, 0.0, 0.0), "5.1.0", "",
-                 "dns", "")),
+                 "dns", "", provider="none")),
     (f"{P} postfix/smtp[1]: connect to some.host.com[111.111.73.15]:25: Connection timed out",
      ev.ConnectFailure("Nov 24 16:58:17", "smtp", "smtp", "timeout")),
     (f"{P} postfix/smtp[25922]: connect to 127.0.0.1[127.0.0.1]:1: Connection refused",  # lab
@@ -151,10 +151,10 @@ CASES: list[tuple[str, object]] = [
      ev.ConnectFailure("Nov 24 16:58:17", "smtp", "smtp", "unreachable")),
     (f"{P} postfix/smtp[1]: ABC129: host mx.example.net[192.0.2.1] said: 451-4.7.1 Greylisted, please try again in "
      "180 seconds (in reply to RCPT TO command)",
-     ev.RemoteReply("Nov 24 16:58:17", "smtp", "smtp", "ABC129", "451", "greylisted", "")),
+     ev.RemoteReply("Nov 24 16:58:17", "smtp", "smtp", "ABC129", "451", "greylisted", "", provider="other")),
     (f"{P} postfix/smtp[1]: ABC130: host mta7.am0.yahoodns.net[67.195.204.72] refused to talk to me: 421 4.7.0 [TSS04] "
      "Messages from 1.2.3.4 temporarily deferred due to unexpected volume",  # a refused greeting: rate, not a list
-     ev.RemoteReply("Nov 24 16:58:17", "smtp", "smtp", "ABC130", "421", "rate_limited", "")),
+     ev.RemoteReply("Nov 24 16:58:17", "smtp", "smtp", "ABC130", "421", "rate_limited", "", provider="yahoo")),
     (f"{P} postfix/smtp[1]: ABC131: lost connection with mx.b[192.0.2.1] while receiving the initial server greeting",
      ev.ConnectFailure("Nov 24 16:58:17", "smtp", "smtp", "lost_connection")),
     (f"{P} postfix/smtp[1]: ABC132: conversation with mx.b[192.0.2.1] timed out while sending message body",
@@ -197,13 +197,13 @@ CASES: list[tuple[str, object]] = [
     (f"{P} postfix/qmgr[1]: ABC135: to=<a@b>, relay=none, delay=0.5, delays=0.5/0/0/0, dsn=4.3.0, status=deferred "
      "(mail transport unavailable)",
      ev.Delivery("Nov 24 16:58:17", "qmgr", "qmgr", "ABC135", "deferred", "none", 0.5, (0.5, 0.0, 0.0, 0.0), "4.3.0", "",
-                 "transport_unavailable", "")),
+                 "transport_unavailable", "", provider="none")),
     (f"{P} postfix/pickup[28541]: 08ACF1541B01: uid=0 from=<root>",
      ev.Pickup("Nov 24 16:58:17", "pickup", "08ACF1541B01")),
     (f"{P} postfix/bounce[25925]: DA17E20CA73: sender non-delivery notification: EDD4820CAA3",  # lab
-     ev.BounceNotice("Nov 24 16:58:17", "bounce", "non_delivery", "DA17E20CA73")),
+     ev.BounceNotice("Nov 24 16:58:17", "bounce", "non_delivery", "DA17E20CA73", notice_id="EDD4820CAA3")),
     (f"{P} postfix/bounce[1]: DA17E20CA74: sender delay notification: EDD4820CAA4",
-     ev.BounceNotice("Nov 24 16:58:17", "bounce", "delay", "DA17E20CA74")),
+     ev.BounceNotice("Nov 24 16:58:17", "bounce", "delay", "DA17E20CA74", notice_id="EDD4820CAA4")),
     (f"{P} postfix/postsuper[25927]: Force-expired: 1 message",  # lab
      ev.QueueAdmin("Nov 24 16:58:17", "postsuper", "expired", 1)),
     (f"{P} postfix/postsuper[1]: Deleted: 12 messages", ev.QueueAdmin("Nov 24 16:58:17", "postsuper", "deleted", 12)),

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Message tracking's cost: ``mailpulse scan`` with tracking on vs off, and the daemon's RSS per in-flight message.
+
+    .venv/bin/python bench/tracking_bench.py                 # both measurements
+    .venv/bin/python bench/tracking_bench.py --only scan     # or --only rss
+
+scan: the 1M-line benchmark input of bench/postfix_bench.py (the 2-day real server log repeated 133 times),
+and a variant in which every copy's queue IDs get a per-copy suffix, so that every copy's messages are new
+messages to the tracker (in the plain input copy 2..133 repeat copy 1's queue IDs and timestamps, and the
+tracker takes most of their lines for a replay). Each configuration runs ``--runs`` times alternately in the
+same run; the fastest is reported, as CPU seconds of the scan process.
+
+rss: a synthetic log of N messages accepted and never removed (smtpd client=, cleanup message-id, qmgr
+queue active: what a message in flight has logged), read by the real daemon (``mailpulse run``) from a file
+source; when /metrics says N are in flight, the daemon's VmRSS is read from /proc. Also with tracking off,
+on the same file: the difference divided by N is the bytes per in-flight message.
+This is a benchmark, not a test: it prints measured figures and judges nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from postfix_bench import DEFAULT_CORPUS, build_input, run_measured  # noqa: E402
+
+MAILPULSE = str(ROOT / ".venv" / "bin" / "mailpulse")
+QID = re.compile(rb"(?<![0-9A-Za-z])([0-9A-F]{8,12})(?=: |\)|$)", re.M)
+
+
+def unique_ids(src: Path, copies: int, out: Path) -> None:
+    if out.exists() and out.stat().st_size > 0:
+        return
+    data = src.read_bytes()
+    with out.open("wb") as fh:
+        for i in range(copies):
+            suffix = f"Z{i:03d}".encode()
+            fh.write(QID.sub(lambda m, s=suffix: m.group(1) + s, data))  # type: ignore[misc]
+
+
+def config(path: Path, tracking: bool, state_dir: Path, extra: str = "") -> Path:
+    path.write_text(
+        f"state_dir: {state_dir}\nsources:\n  - {{name: postfix, path: {state_dir}/unused.log}}\n"
+        f"postfix:\n  tracking:\n    enabled: {str(tracking).lower()}\n"
+        f"    reconcile: false\n{extra}"
+    )
+    return path
+
+
+def bench_scan(log: Path, runs: int, work: Path) -> dict[str, float]:
+    on = config(work / "on.yaml", True, work)
+    off = config(work / "off.yaml", False, work)
+    best: dict[str, float] = {}
+    for _ in range(runs):
+        for name, cfg in (("off", off), ("on", on)):
+            cpu, rss, _ = run_measured([MAILPULSE, "scan", "--no-progress", "-c", str(cfg), "--postfix", str(log)])
+            if name not in best or cpu < best[name]:
+                best[name] = cpu
+                best[f"{name}_rss"] = rss
+    return best
+
+
+def messages_finished(log: Path, work: Path) -> str:
+    cfg = config(work / "on.yaml", True, work)
+    out = subprocess.run([MAILPULSE, "scan", "--no-progress", "-c", str(cfg), "--postfix", str(log)],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    total = sum(float(line.rpartition(" ")[2]) for line in out.splitlines()
+                if line.startswith("mailpulse_postfix_messages_total{"))  # fmt: skip
+    return format(total, ",.0f")
+
+
+def inflight_log(path: Path, n: int) -> None:
+    with path.open("w") as fh:
+        for i in range(n):
+            qid = f"{i:010X}"
+            ts = time.strftime("%b %d %H:%M:%S", time.localtime(time.time() - 3600 + i * 3600 / n))
+            ts = ts[:4] + ts[4:6].replace("0", " ", 1) + ts[6:] if ts[4] == "0" else ts
+            fh.write(f"{ts} mx1 postfix/smtpd[1]: {qid}: client=c{i % 97}.example[192.0.2.{i % 250}]\n"
+                     f"{ts} mx1 postfix/cleanup[2]: {qid}: message-id=<{i:x}.{qid}@client.example>\n"
+                     f"{ts} mx1 postfix/qmgr[3]: {qid}: from=<s{i % 1000}@example>, size=2048, nrcpt=1 "
+                     "(queue active)\n")  # fmt: skip
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        body: bytes = resp.read()
+        return body.decode()
+
+
+def value(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith((name + " ", name + "{")):
+            return float(line.rpartition(" ")[2])
+    return None
+
+
+def rss_run(log: Path, n: int, tracking: bool, work: Path, port: int, max_messages: int) -> float:
+    state = work / f"state-{tracking}-{n}"
+    state.mkdir(exist_ok=True)
+    cfg = work / "run.yaml"
+    cfg.write_text(
+        f"state_dir: {state}\nhttp:\n  listen: 127.0.0.1:{port}\nsources:\n  - name: postfix\n    path: {log}\n"
+        f"    start_at: beginning\npostfix:\n  tracking:\n    enabled: {str(tracking).lower()}\n    reconcile: false\n"
+        f"    state: false\n    max_messages: {max_messages}\n"
+    )
+    proc = subprocess.Popen([MAILPULSE, "run", "-c", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 600
+        lines = 3 * n
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            try:
+                text = scrape(port)
+            except OSError:
+                continue
+            parsed = value(text, 'mailpulse_log_lines_total{result="parsed",source="postfix"}') or 0
+            if parsed >= lines:
+                break
+        else:
+            raise RuntimeError("the daemon did not catch up")
+        time.sleep(2)
+        text = scrape(port)
+        if tracking:
+            inflight = value(text, "mailpulse_postfix_tracking_inflight_messages")
+            assert inflight == n, (inflight, n)
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--copies", type=int, default=133)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=("scan", "rss"), action="append")
+    parser.add_argument("--inflight", type=int, action="append", help="messages in flight (default 100k and 1M)")
+    parser.add_argument("--port", type=int, default=19947)
+    args = parser.parse_args()
+    only = set(args.only or ("scan", "rss"))
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if "scan" in only:
+            log = out / f"postfix-{args.copies}x.log"
+            lines = build_input(args.corpus, args.copies, log)
+            unique = out / f"postfix-{args.copies}x-unique-ids.log"
+            unique_ids(args.corpus, args.copies, unique)
+            for name, path in (("benchmark input", log), ("unique queue IDs per copy", unique)):
+                best = bench_scan(path, args.runs, work)
+                cost = 100.0 * (best["on"] - best["off"]) / best["off"]
+                print(f"scan, {name} ({lines:,} lines; {messages_finished(path, work)} messages finished): "
+                      f"tracking off {best['off']:.2f} CPU s ({best['off_rss']:.0f} MB), on {best['on']:.2f} CPU s "
+                      f"({best['on_rss']:.0f} MB): {cost:+.1f} %")  # fmt: skip
+        if "rss" in only:
+            for n in args.inflight or [100_000, 1_000_000]:
+                log = work / f"inflight-{n}.log"
+                inflight_log(log, n)
+                off = rss_run(log, n, False, work, args.port, n + 1000)
+                on = rss_run(log, n, True, work, args.port, n + 1000)
+                print(f"daemon RSS with {n:,} messages in flight: tracking on {on:.0f} MB, off {off:.0f} MB: "
+                      f"{(on - off) * 1024 * 1024 / n:.0f} bytes per in-flight message")  # fmt: skip
+                os.unlink(log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
