@@ -29,13 +29,14 @@ pytestmark = [pytest.mark.lab]
 
 
 def verifier(env: LabEnv, stop: threading.Event, answered: list[str]) -> None:
-    """Answer every tagged message in probe@partner.test with an authentication report, then delete it."""
+    """Answer every message of the probe ``check-auth`` in probe@partner.test with an authentication report,
+    then delete it. (Only that probe's: the session lab's mailbox may receive a late probe of another test.)"""
     conn = imap(env, "probe@partner.test")
     try:
         conn.select("INBOX")
         while not stop.wait(0.2):
             conn.noop()
-            typ, data = conn.uid("SEARCH", None, "HEADER", "X-Mailpulse-Probe", "v=1")  # type: ignore[arg-type]
+            typ, data = conn.uid("SEARCH", None, "HEADER", "X-Mailpulse-Probe", "probe=check-auth;")  # type: ignore[arg-type]
             for uid in data[0].split() if typ == "OK" else []:
                 typ, parts = conn.uid("FETCH", uid.decode(), "(BODY.PEEK[HEADER])")
                 raw = parts[0][1]
@@ -97,4 +98,4 @@ def test_autoresponder_report_is_read_back(mail_lab: LabEnv, tmp_path: Path) -> 
     assert [] == imap_probe_uids(mail_lab, "probe@example.test", marker="Re: mailpulse probe")["INBOX"]
     with imap(mail_lab, "probe@partner.test") as conn:
         conn.select("INBOX", readonly=True)
-        assert [b""] == conn.uid("SEARCH", None, "HEADER", "X-Mailpulse-Probe", "v=1")[1]  # type: ignore[arg-type]
+        assert [b""] == conn.uid("SEARCH", None, "HEADER", "X-Mailpulse-Probe", "probe=check-auth;")[1]  # type: ignore[arg-type]
