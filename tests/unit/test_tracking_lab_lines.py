@@ -50,7 +50,8 @@ def test_a_hop_read_before_the_line_that_names_it_links_within_the_grace() -> No
     assert dict(feature.tracking.metrics.messages) == {("delivered", "relay", "local"): 1}
     assert sum(sum(h.counts) for h in feature.tracking.metrics.transit.values()) == 1
     hop = tracker.find("mx", "7361B22E49D")
-    assert hop is not None and hop.root().qid == "4C3A922A991"
+    assert hop is not None
+    assert hop.root().qid == "4C3A922A991"
 
 
 def test_a_hop_whose_parent_is_read_first_links_too() -> None:

@@ -107,7 +107,8 @@ def test_every_hop_of_a_message_is_one_journey(scanned: Any) -> None:
         if rec["ndr_queue_id"]:
             notice = tracker.find("", rec["ndr_queue_id"])
             assert notice is not None, rec["kind"]
-            assert notice.parent is not None and notice.parent.root() is root, rec["kind"]
+            assert notice.parent is not None, rec["kind"]
+            assert notice.parent.root() is root, rec["kind"]
             assert tracker.view(notice).outcome == "delivered", rec["kind"]  # the NDR reached probe@example.test
 
 
@@ -133,7 +134,7 @@ def test_received_once_per_message_and_one_transit_observation_each(scanned: Any
 def test_lab_relays_have_sane_providers(scanned: Any) -> None:
     """Mailbox deliveries are `local`; hand-offs to our hosts and the content filter never name a provider
     of the message; what stops at the loopback fake remote or the unreachable 127.0.0.1:1 is `internal`."""
-    report, feature, _ = scanned
+    _, feature, _ = scanned
     by_outcome: dict[str, set[str]] = {}
     for (outcome, _, provider), _n in feature.tracking.metrics.messages.items():
         by_outcome.setdefault(outcome, set()).add(provider)
