@@ -382,11 +382,20 @@ class Tracker:
                     break
         return found
 
+    def _unclose(self, root: Msg) -> None:
+        key = (root.host, root.qid)
+        if self.closed.get(key) is root:  # not a later queue file that reused the ID
+            del self.closed[key]
+
     def _attach(self, parent: Msg, child: Msg, kind: str) -> None:
         if child.parent is not None or child.flags & DONE or child is parent.root():
             return
+        if parent.flags & DONE:
+            # the parent's journey was counted: a hand-off to a host whose log is not read leaves its link
+            # waiting, and a later queue file with that ID (any host) is a message of its own, not a lost hop
+            return
         if self.closed:
-            self.closed.pop((child.host, child.qid), None)
+            self._unclose(child)
         root = parent.root()
         child.parent = parent
         (parent.children if parent.children is not None else _set_children(parent)).append(child)
@@ -431,7 +440,7 @@ class Tracker:
             return  # counted already, reopened by a late link, or attached to a parent meanwhile
         journey = root.journey()
         if self.closed:
-            self.closed.pop((root.host, root.qid), None)
+            self._unclose(root)
         delivered = bounced = deferred = attempts = flags = 0
         provider = ""
         last = root.t0
@@ -456,7 +465,9 @@ class Tracker:
             outcome = "expired"  # an expired message's recipients bounce: it expired
         outcome = outcome or "unknown"
         if outcome == "rejected" and flags & TEMPFAIL:
-            return  # a temporary reject (greylisting): not accepted, the client sends it again as a new queue file
+            # a temporary reject (greylisting): not accepted, the client sends it again as a new queue file
+            self._forget(root)
+            return
         provider = provider or NONE
         self.metrics.finish(outcome, root.entry, provider, last - root.t0, attempts, deferred, root.qid)
         self.outcomes[id(root)] = outcome
@@ -488,7 +499,7 @@ class Tracker:
         if root.flags & DONE:
             return
         if self.closed:
-            self.closed.pop((root.host, root.qid), None)
+            self._unclose(root)
         for m in root.journey():
             m.flags |= DONE
             d = self.hosts.get(m.host)

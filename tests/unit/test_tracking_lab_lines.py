@@ -75,6 +75,20 @@ def test_a_greylisted_hop_is_not_a_message_and_the_deferral_is_not_its_provider(
     assert dict(feature.tracking.metrics.messages) == {("delivered", "submission", "local"): 1}
     attempts = feature.tracking.metrics.attempts
     assert sum(sum(h.counts) for h in attempts.values()) == 1
+    tracker = feature.tracking.tracker
+    assert tracker.find("mx", "E2C5E22E4C2") is None  # nothing of the rejected attempt is kept
+    found = tracker.find_message_id("lab-09430817e7-027-greylisted@example.test")
+    assert found is not None
+    assert found.qid != "E2C5E22E4C2"
+    # a client that never comes back: its attempt leaves nothing behind (Message-ID index included)
+    feature, src = make(link_grace=0.0)
+    src["mx"].feed(lines_of("mx.log", "E2C5E22E4C2"))
+    tracker = feature.tracking.tracker
+    tracker.flush()
+    assert not feature.tracking.metrics.messages
+    assert tracker.count == 0
+    assert not tracker.by_mid
+    assert not tracker.closed
 
 
 def test_a_discard_at_rcpt_drops_the_queue_file_smtpd_opens_next() -> None:
@@ -94,3 +108,17 @@ def test_a_discard_at_rcpt_drops_the_queue_file_smtpd_opens_next() -> None:
     feature2, src2 = make(link_grace=0.0)
     src2["submit"].feed([line for line in picked if "NOQUEUE" not in line])
     assert feature2.tracking.tracker.count == 1  # the fake remote's queue file, its end never logged
+
+
+def test_a_hand_off_to_a_host_whose_log_is_not_read_does_not_swallow_a_later_message() -> None:
+    """Only the relay's log is read (one mailpulse per host): its hand-off to the MX names 5CB8122E495, which never
+    appears. A queue file with that ID later (short IDs repeat) is a message of its own, counted, not attached to
+    the relay's finished journey."""
+    feature, src = make(link_grace=0.0)
+    src["relay"].feed(RELAY)
+    src["relay"].feed([
+        "Dec 03 10:10:00 relay postfix/relay/smtpd[9]: 5CB8122E495: client=localhost[127.0.0.1]",
+        "Dec 03 10:10:00 relay postfix/qmgr[7762]: 5CB8122E495: removed",
+    ])  # fmt: skip
+    feature.tracking.tracker.flush()
+    assert sum(n for (_, entry, _), n in feature.tracking.metrics.messages.items() if entry == "relay") == 2
