@@ -147,6 +147,13 @@ def scan(
         jobs = in_time_order(jobs, formats, open_log)  # rotated files are usually given newest first
         snapshots = Snapshots(lambda: _backfill_families(lock, parts, sources), labels)
         feeds = []
+    if snapshots is None:
+        merged = _merge_groups(jobs)
+        if merged:
+            status = _scan_merged(merged, formats, sources, lock, bar, err)
+            if status:
+                return status
+            jobs = [job for job in jobs if job[0] not in merged]
     for fmt_name, path in jobs:
         stats = sources.stats(fmt_name)
         pipeline = LinePipeline(stats, [formats[fmt_name]], lock)
@@ -209,6 +216,39 @@ def _backfill_families(lock: threading.Lock, parts: Sequence[Part], sources: Sou
         metrics += [m for m in sources.collect() if m.name + "_total" in BACKFILL_SOURCE_FAMILIES
                     or m.name in BACKFILL_SOURCE_FAMILIES]  # fmt: skip
     return metrics
+
+
+def _merge_groups(jobs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """The kinds of log given as several files (not stdin): read merged in time order (exporter/scanmerge.py)."""
+    paths: dict[str, list[str]] = {}
+    for fmt_name, path in jobs:
+        paths.setdefault(fmt_name, []).append(path)
+    return {name: p for name, p in paths.items() if len(p) > 1 and "-" not in p}
+
+
+def _scan_merged(merged: Mapping[str, list[str]], formats: Mapping[str, Format], sources: SourcesAggregator,
+                 lock: threading.Lock, bar: Progress, err: TextIO) -> int:  # fmt: skip
+    """Read each kind's files as one stream, their lines in time order: several hosts' logs join by queue ID
+    as a central log would (a hop's two sides are in different files)."""
+    from mailpulse.exporter.scanmerge import merged_batches  # noqa: PLC0415
+
+    for fmt_name, paths in merged.items():
+        stats = sources.stats(fmt_name)
+        fmt = formats[fmt_name]
+        pipeline = LinePipeline(stats, [fmt], lock)
+        try:
+            # the latest file's mtime bounds every line's year (the merge orders lines by their own file's)
+            pipeline.timestamps.set_reference(max(os.stat(p).st_mtime for p in paths))
+            before = bar.done
+            stats.up = 1
+            for batch in merged_batches(paths, open_log, fmt.timestamp_of, bar):
+                pipeline.feed(batch)
+            stats.bytes_read += bar.done - before
+        except OSError as exc:
+            bar.finish()
+            err.write(f"mailpulse scan: {exc.filename or ', '.join(paths)}: {exc.strerror or exc}\n")
+            return 1
+    return 0
 
 
 def _size(path: str) -> int:

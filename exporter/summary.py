@@ -9,8 +9,9 @@ they differ on purpose:
 * received: smtpd ``QID: client=`` lines and pickup, once per message: a message that a content filter
   (amavis on 127.0.0.1:10024, a second smtpd on 127.0.0.1:10025, ...) re-injects is received again under a
   new queue ID, which the filter reports in its reply (``queued as QID``); that second receipt is not counted.
+  The same for a hop to our next host whose log is scanned too (submission -> MX -> SRS).
 * delivered: ``status=sent`` except local's ``forwarded as`` (counted as forwarded, as pflogsumm does) and
-  the hand-off to a content filter that re-injected the message (counted apart).
+  the hand-off to a content filter or our next host that received it again (counted apart).
 * smtpd connections: completed sessions (``disconnect`` lines), as pflogsumm's ``--smtpd_stats``.
 """
 
@@ -211,7 +212,7 @@ class SummaryAggregator:
             ("received", received),
             ("delivered", delivered),
             ("forwarded", t["forwarded"]),
-            ("passed to a content filter and re-injected", handed_off),
+            ("handed on and received again (content filter, next host)", handed_off),
             ("deferred (messages)", len(self.deferred_ids)),
             ("deferrals (attempts)", t["deferrals"]),
             ("bounced", t["bounced"]),

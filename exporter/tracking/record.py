@@ -22,6 +22,7 @@ REJECTED = 16  # rejected after it had a queue ID (milter-reject, cleanup header
 DISCARDED = 32
 DONE = 64  # its root's final outcome was counted (or it was evicted)
 HANDOFF = 128  # it handed the message on (content filter, internal hop, forward): not a final delivery
+TEMPFAIL = 256  # rejected with a 4xx after it had a queue ID (greylisting milter): the client sends it again
 
 MAX_STEPS = 64  # a message deferred for days logs a line per retry; its timeline keeps the first and last ones
 CODE_BITS = 16

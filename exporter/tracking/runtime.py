@@ -27,6 +27,7 @@ TICK_SECONDS = 1.0  # how often finished journeys are counted while the log is q
 
 class _NoHost:
     host = ""
+    tag = ""
 
 
 def chain(first: Mapping[type, Handler], second: Mapping[type, Handler]) -> dict[type, Handler]:

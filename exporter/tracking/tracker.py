@@ -46,6 +46,7 @@ from mailpulse.exporter.tracking.record import (
     NOTICE,
     REJECTED,
     REMOVED,
+    TEMPFAIL,
     Msg,
     Step,
     StepCodes,
@@ -58,13 +59,15 @@ from mailpulse.parsers.syslog import TimestampParser
 # relays whose "queued as" is one of ours (the parser extracts next_queue_id for these only)
 _INTERNAL_RELAY_CLASSES = frozenset({"loopback", "private", "socket"})
 _PENDING_LINKS_MAX = 10_000
+_FINAL = frozenset({"sent", "bounced"})  # delivery statuses that end a recipient's attempts
 _TTL_CHECK_EVERY = 60.0  # seconds of log time between TTL sweeps
 
 
 class HostSource(Protocol):
-    """The parser: the host of the line it parsed last (read in the event's handler)."""
+    """The parser: the host and program tag (with pid) of the line it parsed last (read in the event's handler)."""
 
     host: str
+    tag: str
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ class Tracker:
         self.pending_links: dict[tuple[str, str], tuple[Msg, str]] = {}  # (host or "", qid) -> (parent, kind)
         # (log-time deadline, monotonic deadline, root): journeys that ended, waiting out link_grace
         self.settling: deque[tuple[float, float, Msg]] = deque()
+        # roots whose queue files are all removed, not yet counted (within link_grace): a hop's receiving side
+        # read before the line that names it (another host's file) must still be found by that line
+        self.closed: dict[tuple[str, str], Msg] = {}
         self.finished: deque[tuple[float, Msg]] = deque()  # (when, root)
         self.finished_keys: dict[tuple[str, str], Msg] = {}
         self.outcomes: dict[int, str] = {}  # id(root) -> outcome, for finished roots (queries)
@@ -116,6 +122,9 @@ class Tracker:
         self.now = 0.0  # the latest log time seen
         self._next_ttl_check = 0.0
         self.on_finish: Callable[[Msg, str, str], None] | None = None  # (root, outcome, provider): scan --summary
+        # smtpd processes ((host, tag)) that logged "NOQUEUE: discard" -> its time: the queue file the same process
+        # opens next is dropped by cleanup without another line (see _accepted)
+        self._discarding: dict[tuple[str, str], float] = {}
 
     # -- wiring ---------------------------------------------------------------------------------------
     def handlers(self) -> dict[type, Callable[[Any], None]]:
@@ -217,7 +226,13 @@ class Tracker:
 
     # -- handlers -------------------------------------------------------------------------------------
     def _accepted(self, e: ev.SmtpdAccepted) -> None:
-        self._open(e.queue_id, e.ts, e.service, "accepted")
+        msg = self._open(e.queue_id, e.ts, e.service, "accepted")
+        if self._discarding and msg is not None:
+            since = self._discarding.pop((msg.host, self.source.tag), None)
+            if since is not None and msg.t0 - since <= 1.0:
+                # a DISCARD at RCPT (access map, before the queue file existed) is logged as "NOQUEUE: discard";
+                # smtpd then opens the queue file ("client=") and cleanup drops it silently: no removed line
+                self._close(e.queue_id, e.ts, e.service, "discarded", DISCARDED)
 
     def _pickup(self, e: ev.Pickup) -> None:
         self._open(e.queue_id, e.ts, e.service, "picked_up")
@@ -251,10 +266,14 @@ class Tracker:
                                          e.provider == INTERNAL):  # fmt: skip
             msg.flags |= HANDOFF
             msg.add_step(epoch, self.codes.code(e.service, "handoff", status, "", e.provider))
+            if not msg.delivered and not msg.bounced:
+                msg.provider = ""  # a deferral before the hand-off is not where the message ended
             self._link(msg, nxt, "forward" if e.forwarded else "handoff")
             return
         msg.add_step(epoch, self.codes.code(e.service, "delivery", status, e.reason, e.provider))
         msg.attempts += 1
+        if status in _FINAL and not msg.delivered and not msg.bounced:
+            msg.provider = ""  # the first final attempt: deferrals before it do not name the destination
         if status == "sent":
             msg.delivered += 1
         elif status == "bounced":
@@ -305,9 +324,14 @@ class Tracker:
 
     def _access(self, e: ev.AccessAction) -> None:
         if not e.queue_id:
+            if e.action == "discard" and e.daemon == "smtpd":
+                if len(self._discarding) >= 1024:  # bounded: an entry is normally taken by the next line
+                    self._discarding.clear()
+                self._discarding[(self.source.host, self.source.tag)] = self._epoch(e.ts)
             return
         if e.action in REJECT_ACTIONS:
-            self._close(e.queue_id, e.ts, e.service, "rejected", REJECTED, e.reason)
+            temporary = TEMPFAIL if e.code[:1] == "4" else 0
+            self._close(e.queue_id, e.ts, e.service, "rejected", REJECTED | temporary, e.reason)
         elif e.action in {"discard", "milter-discard"}:
             self._close(e.queue_id, e.ts, e.service, "discarded", DISCARDED)
 
@@ -321,6 +345,8 @@ class Tracker:
         msg.add_step(self._epoch(ts), self.codes.code(service, step, "", reason))
         root = msg.root()
         root.pending -= 1
+        if msg.parent is None:
+            self.closed[(msg.host, qid)] = msg
         if root.pending <= 0:
             grace = self.limits.link_grace
             self.settling.append((self.now + grace, time.monotonic() + grace, root))
@@ -335,6 +361,8 @@ class Tracker:
                     child = other.get(qid)
                     if child is not None:
                         break
+        if child is None and self.closed:
+            child = self._closed_root(parent.host, qid)
         if child is None:
             # its lines come later (another file read behind this one): link when it opens
             if len(self.pending_links) >= _PENDING_LINKS_MAX:
@@ -343,9 +371,31 @@ class Tracker:
             return
         self._attach(parent, child, kind)
 
+    def _closed_root(self, host: str, qid: str) -> Msg | None:
+        """A removed, not yet counted root ``qid``: on ``host``, else on another host."""
+        closed = self.closed
+        found = closed.get((host, qid))
+        if found is None:
+            for other in self.hosts:
+                found = closed.get((other, qid))
+                if found is not None:
+                    break
+        return found
+
+    def _unclose(self, root: Msg) -> None:
+        key = (root.host, root.qid)
+        if self.closed.get(key) is root:  # not a later queue file that reused the ID
+            del self.closed[key]
+
     def _attach(self, parent: Msg, child: Msg, kind: str) -> None:
         if child.parent is not None or child.flags & DONE or child is parent.root():
             return
+        if parent.flags & DONE:
+            # the parent's journey was counted: a hand-off to a host whose log is not read leaves its link
+            # waiting, and a later queue file with that ID (any host) is a message of its own, not a lost hop
+            return
+        if self.closed:
+            self._unclose(child)
         root = parent.root()
         child.parent = parent
         (parent.children if parent.children is not None else _set_children(parent)).append(child)
@@ -389,6 +439,8 @@ class Tracker:
         if root.flags & DONE or root.pending > 0 or (root.parent is not None and not root.flags & NOTICE):
             return  # counted already, reopened by a late link, or attached to a parent meanwhile
         journey = root.journey()
+        if self.closed:
+            self._unclose(root)
         delivered = bounced = deferred = attempts = flags = 0
         provider = ""
         last = root.t0
@@ -412,6 +464,10 @@ class Tracker:
         if outcome == "mixed" and not delivered and flags & EXPIRED and not flags & (DELETED | REJECTED | DISCARDED):
             outcome = "expired"  # an expired message's recipients bounce: it expired
         outcome = outcome or "unknown"
+        if outcome == "rejected" and flags & TEMPFAIL:
+            # a temporary reject (greylisting): not accepted, the client sends it again as a new queue file
+            self._forget(root)
+            return
         provider = provider or NONE
         self.metrics.finish(outcome, root.entry, provider, last - root.t0, attempts, deferred, root.qid)
         self.outcomes[id(root)] = outcome
@@ -442,6 +498,8 @@ class Tracker:
     def _evict_journey(self, root: Msg, reason: str) -> None:
         if root.flags & DONE:
             return
+        if self.closed:
+            self._unclose(root)
         for m in root.journey():
             m.flags |= DONE
             d = self.hosts.get(m.host)

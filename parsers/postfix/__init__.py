@@ -120,6 +120,8 @@ class PostfixParser:
         # in the event's handler, which the pipeline calls right after this parse under the same lock: one
         # attribute store per line instead of a field on every event.
         self.host = ""
+        # ... and its program tag with the pid (``postfix/smtpd[1234]``): one smtpd process's lines belong together
+        self.tag = ""
 
     def parse_line(self, line: str) -> ParseResult:
         """Parse one log line (with its syslog prefix).
@@ -141,6 +143,7 @@ class PostfixParser:
                 return self._slow(line)
             ts = line[:15]
             self.host = host
+            self.tag = tag
         else:
             return self._slow(line)
         name, bracket, pid = tag.partition("[")
@@ -174,6 +177,7 @@ class PostfixParser:
             return Unparsed("", "unknown", "info", line)
         ts, tag, message = parts
         self.host = line[len(ts) :].lstrip(" ").partition(" ")[0]
+        self.tag = tag
         name_pid = split_tag(tag)
         if name_pid is None:
             # a broken pid on a Postfix tag is a damaged Postfix line; anything else is not ours
@@ -185,6 +189,7 @@ class PostfixParser:
     def parse_fields(self, ts: str, program: str, message: str) -> ParseResult:
         """Parse a message whose program name (``postfix/smtpd``, no pid) is already known: journald."""
         self.host = ""  # journald's fields carry no syslog host
+        self.tag = ""
         return self._fields(ts, program, message)
 
     def _fields(self, ts: str, program: str, message: str) -> ParseResult:
