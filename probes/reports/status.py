@@ -138,8 +138,10 @@ def _complaints_table(m: ReportMetrics) -> Table:
     by_reporter: dict[str, dict[str, float]] = {}
     for (reporter, feedback), n in m.store[COMPLAINTS].items():
         by_reporter.setdefault(reporter, {})[feedback] = n
-    rows = [row(reporter, _n(sum(types.values())), _by(types))
-            for reporter, types in sorted(by_reporter.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))]
+    rows = [
+        row(reporter, _n(sum(types.values())), _by(types))
+        for reporter, types in sorted(by_reporter.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    ]
     return Table(("reporter", "complaints", "by feedback type"), tuple(rows[:MAX_ROWS]),
                  caption="Complaints (ARF feedback reports)", empty="no complaint received")  # fmt: skip
 
