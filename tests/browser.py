@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
@@ -146,10 +146,11 @@ def empty_report_folders(lab_dir: Path) -> None:
 
 
 @contextmanager
-def posture_and_reports(lab_dir: Path, work: Path) -> Iterator[dict[str, Any]]:
+def posture_and_reports(lab_dir: Path, work: Path, only: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
     """The ``posture:`` and ``reports:`` sections for :class:`StatusDaemon`: the posture lab (its own DNS,
     SMTP and HTTPS servers, lab/posture) up until the context ends, and the mail lab's postmaster@ mailbox
-    (emptied first) as the report mailbox; send the report mails with :func:`send_report_mails`."""
+    (emptied first) as the report mailbox; send the report mails with :func:`send_report_mails`. ``only``:
+    check just these posture lab domains and senders (by name, e.g. ``good``), not all of them."""
     from lab.envfile import LabEnv
     from lab.posture import PostureLab
     from tests.lab.reports_mail import mailbox
@@ -160,8 +161,12 @@ def posture_and_reports(lab_dir: Path, work: Path) -> Iterator[dict[str, Any]]:
         # every check every 20 s: all have run within seconds of the start (first runs spread over the interval)
         checks = {c: {"interval": "20s"} for c in ("spf", "dkim", "dmarc", "mta_sts", "tlsrpt", "mx_tls", "dane",
                                                   "rdns", "dnsbl")}  # fmt: skip
+        posture = posture_lab.config(checks=checks)
+        if only:
+            posture["domains"] = [d for d in posture["domains"] if d["name"].split(".")[0] in only]
+            posture["senders"] = [s for s in posture["senders"] if s["name"] in only]
         yield {
-            "posture": posture_lab.config(checks=checks),
+            "posture": posture,
             "reports": {"domains": ["example.com", "example.org"], "authorized_networks": ["192.0.2.0/24"],
                         "new_series_delay": "0s", "mailboxes": [mailbox(LabEnv.load(lab_dir / "lab.env"))]},
         }  # fmt: skip
@@ -322,18 +327,27 @@ class StatusDaemon:
                 self.proc.wait()
 
 
+# a few posture lab domains and senders, each showing a different verdict (all of them make a very long page)
+SCREENSHOT_POSTURE = ("good", "spf-lookups", "dkim-mismatch", "dmarc-none", "sts-nomx", "mx-expiring", "dane-mismatch",
+                      "dbl-listed", "out-good", "bl-listed", "rdns-helo")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Screenshot of the status page of mailpulse on a running lab (scripts/screenshot)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--lab-dir", type=Path, required=True, help="a running lab's directory (lab/mail-lab up)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "status-page.png")
-    parser.add_argument("--size", default="1280,1600", help="window width,height in CSS pixels")
+    parser.add_argument("--size", default="1280,2900", help="window width,height in CSS pixels")
     parser.add_argument("--no-posture-reports", action="store_true",
                         help="without the posture lab and the report mails (the posture and reports sections)")  # fmt: skip
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mp-screenshot-")))
-        extra = {} if args.no_posture_reports else stack.enter_context(posture_and_reports(args.lab_dir, tmp))
+        extra = (
+            {}
+            if args.no_posture_reports
+            else stack.enter_context(posture_and_reports(args.lab_dir, tmp, SCREENSHOT_POSTURE))
+        )
         daemon = stack.enter_context(StatusDaemon(args.lab_dir, tmp, extra))
         daemon.wait_for_every_probe()
         if extra:

@@ -21,8 +21,8 @@ MAX_ROWS = 100
 # a check that did not pass for one of these reasons is worth a look, not a page: the mail still flows
 WARN_REASONS = frozenset(("policy_none", "no_rua", "rua_not_authorized", "testing", "certificate_expiring",
                           "old_protocol", "weak_key"))  # fmt: skip
-DOMAIN_CHECKS = (("spf", "SPF"), ("dkim", "DKIM"), ("dmarc", "DMARC"), ("mta_sts", "MTA-STS"),
-                 ("tlsrpt", "TLS-RPT"), ("mx_tls", "MX TLS"), ("dane", "DANE"), ("dnsbl", "blocklists"))  # fmt: skip
+DOMAIN_CHECKS = (("spf", "SPF"), ("dkim", "DKIM"), ("dmarc", "DMARC"), ("mta_sts", "MTA-STS"), ("tlsrpt", "TLS-RPT"),
+                 ("mx_tls", "MX TLS, certificate"), ("dane", "DANE"), ("dnsbl", "blocklists"))  # fmt: skip
 SENDER_CHECKS = (("rdns", "reverse DNS"), ("dnsbl", "blocklists"))
 _SEVERITY = {None: -1, State.OK: 0, State.UNKNOWN: 1, State.WARN: 2, State.FAIL: 3}
 
@@ -47,10 +47,11 @@ def _values(r: CheckResult, now: float) -> str:
             parts.append(f"{v['void_lookups']:.0f} void")
         parts += [f"{name[7:]} {result}" for name, result in sorted(i.items()) if name.startswith("sender:")]
     elif check == "dkim":
-        if "bits" in v:
-            parts.append(f"{i.get('key_type', 'rsa')} {v['bits']:.0f}")
-        if "key_match" in v:
+        # the key's size only when it is the problem (weak_key) or there is nothing else to say
+        if "key_match" in v and r.reason != "key_mismatch":
             parts.append("key matches" if v["key_match"] == 1.0 else "key differs")
+        if "bits" in v and (not r.ok or "key_match" not in v):
+            parts.append(f"{i.get('key_type', 'rsa')} {v['bits']:.0f}")
         if v.get("testing"):
             parts.append("t=y")
     elif check == "dmarc":
@@ -61,11 +62,10 @@ def _values(r: CheckResult, now: float) -> str:
     elif check == "mta_sts" and "mode" in i:
         parts.append(i["mode"])
     elif check == "mx_tls" and "not_after" in v:
-        parts.append(f"{i.get('version', '?')}, cert {(v['not_after'] - now) / 86400:.0f} d left")
+        parts.append(f"{i.get('version', '?')}, {(v['not_after'] - now) / 86400:.0f} d left")
     elif check == "dane" and "match" in v:
+        # a match counts only DNSSEC-validated (else the check fails not_validated): "DNSSEC" is implied
         parts.append("TLSA matches" if v["match"] == 1.0 else "no TLSA match")
-        if v.get("validated") == 1.0:
-            parts.append("DNSSEC")
     return ", ".join(parts)
 
 
