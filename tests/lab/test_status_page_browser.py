@@ -119,13 +119,13 @@ def test_posture_section_shows_each_lab_domain_and_sender(page: dict[str, list[C
     domains = {r[0][0]: r for r in page["Domains"]}
     assert {d.fqdn for d in zones.DOMAINS} == set(domains)
     good = domains["good.posture.test"]
-    assert ("2/10 lookups, out-good pass", "ok") == good[1]  # and the SPF result of its configured sender
-    assert ("sel1: key matches; ed1: key matches", "ok") == good[2]
+    assert ("2/10 lookups", "ok") == good[1]
+    assert ("sel1: matches; ed1: matches", "ok") == good[2]
     assert ("p=reject", "ok") == good[3]
     assert ("enforce", "ok") == good[4]
-    assert good[6][0].startswith("mx.posture.test: TLSv1.3, ")
+    assert good[6][0].startswith("TLSv1.3, ")
     assert good[6][0].endswith((" 29 d left", " 30 d left"))  # the lab signs it for 30 days
-    assert ("mx.posture.test: TLSA matches", "ok") == good[7]
+    assert ("TLSA matches", "ok") == good[7]
     assert ("clean on 1 zone", "ok") == good[8]
     assert good[9][0].endswith(" s ago")
     for domain in zones.DOMAINS:

@@ -45,11 +45,13 @@ def _values(r: CheckResult, now: float) -> str:
         parts.append(f"{v['lookups']:.0f}/10 lookups")
         if v.get("void_lookups"):
             parts.append(f"{v['void_lookups']:.0f} void")
-        parts += [f"{name[7:]} {result}" for name, result in sorted(i.items()) if name.startswith("sender:")]
+        # a configured sender's own result only when it is not a pass (the check fails on it: ip_not_authorized)
+        parts += [f"{name[7:]} {result}" for name, result in sorted(i.items())
+                  if name.startswith("sender:") and result != "pass"]  # fmt: skip
     elif check == "dkim":
         # the key's size only when it is the problem (weak_key) or there is nothing else to say
         if "key_match" in v and r.reason != "key_mismatch":
-            parts.append("key matches" if v["key_match"] == 1.0 else "key differs")
+            parts.append("matches" if v["key_match"] == 1.0 else "key differs")
         if "bits" in v and (not r.ok or "key_match" not in v):
             parts.append(f"{i.get('key_type', 'rsa')} {v['bits']:.0f}")
         if v.get("testing"):
@@ -83,7 +85,8 @@ def _cell(check: str, keys: Sequence[Key], last: Mapping[Key, CheckResult], now:
     if check == "dnsbl":
         return _blocklists(keys, last)
     results = [last.get(k) for k in keys]
-    named = check in ("dkim", "mx_tls", "dane")  # several per domain: say which selector or MX host
+    # say which selector, always; which MX host, when the domain has several
+    named = check == "dkim" or (check in ("mx_tls", "dane") and len(keys) > 1)
     parts, states = [], []
     for key, r in zip(keys, results, strict=True):
         text = "pending" if r is None else _brief(r, now)
@@ -130,7 +133,8 @@ def _table(name_col: str, checks: Sequence[tuple[str, str]], groups: Mapping[str
     shown = tuple(r[2] for r in rows[:MAX_ROWS])
     if len(rows) > MAX_ROWS:
         caption += f" (the {MAX_ROWS} worst of {len(rows)}; every one is in the posture metrics)"
-    return Table((name_col, *(title for _, title in checks), "oldest check"), shown, caption=caption, empty=empty)
+    return Table((name_col, *(title for _, title in checks), "oldest check"), shown, caption=caption, empty=empty,
+                 wrap=True)  # fmt: skip
 
 
 def posture_section(planned: Iterable[Target], last: Mapping[Key, CheckResult], now: float) -> StatusSection:
