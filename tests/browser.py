@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--lab-dir", type=Path, required=True, help="a running lab's directory (lab/mail-lab up)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "status-page.png")
-    parser.add_argument("--size", default="1280,2900", help="window width,height in CSS pixels")
+    parser.add_argument("--size", default="1280,3500", help="window width,height in CSS pixels")
     parser.add_argument("--no-posture-reports", action="store_true",
                         help="without the posture lab and the report mails (the posture and reports sections)")  # fmt: skip
     args = parser.parse_args(argv)

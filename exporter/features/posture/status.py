@@ -67,7 +67,8 @@ def _values(r: CheckResult, now: float) -> str:
         parts.append(f"{i.get('version', '?')}, {(v['not_after'] - now) / 86400:.0f} d left")
     elif check == "dane" and "match" in v:
         # a match counts only DNSSEC-validated (else the check fails not_validated): "DNSSEC" is implied
-        parts.append("TLSA matches" if v["match"] == 1.0 else "no TLSA match")
+        if v["match"] == 1.0:  # (no match: the reason, tlsa_mismatch, says it)
+            parts.append("TLSA matches")
     return ", ".join(parts)
 
 
