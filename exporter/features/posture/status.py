@@ -65,10 +65,10 @@ def _values(r: CheckResult, now: float) -> str:
         parts.append(i["mode"])
     elif check == "mx_tls" and "not_after" in v:
         parts.append(f"{i.get('version', '?')}, {(v['not_after'] - now) / 86400:.0f} d left")
-    elif check == "dane" and "match" in v:
-        # a match counts only DNSSEC-validated (else the check fails not_validated): "DNSSEC" is implied
-        if v["match"] == 1.0:  # (no match: the reason, tlsa_mismatch, says it)
-            parts.append("TLSA matches")
+    elif check == "dane" and v.get("match") == 1.0:
+        # a match counts only DNSSEC-validated (else the check fails not_validated): "DNSSEC" is implied;
+        # no match is said by the reason (tlsa_mismatch)
+        parts.append("TLSA matches")
     return ", ".join(parts)
 
 
