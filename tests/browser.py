@@ -7,7 +7,9 @@ Used by tests/lab/test_status_page_browser.py and by ``scripts/screenshot`` (whi
 probes through the lab's routes), served over HTTPS with the lab's server certificate and behind basic
 auth, plus one probe whose route is a closed port, so the page shows a failing probe too. Chromium
 trusts exactly that certificate's key (``--ignore-certificate-errors-spki-list``: any other certificate
-still fails) and sends the credentials from the URL.
+still fails) and sends the credentials from the URL. :func:`posture_and_reports` adds the ``posture:``
+section (the posture lab, started for it) and the ``reports:`` section (the lab's postmaster@ mailbox, fed
+by :func:`send_report_mails`).
 """
 
 from __future__ import annotations
