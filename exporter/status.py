@@ -44,6 +44,7 @@ class Table:
     rows: tuple[tuple[Cell, ...], ...]
     caption: str = ""
     empty: str = "nothing to show yet"  # shown instead of an empty table
+    wrap: bool = False  # cells may wrap at spaces (a wide table of short values); else only the last column
 
 
 @dataclass(frozen=True)

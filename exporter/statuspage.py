@@ -26,7 +26,7 @@ nav a{display:inline-block;padding:.25em .6em;text-decoration:none;color:inherit
 table{border-collapse:collapse;margin:.4em 0 1em;max-width:100%}
 caption{text-align:left;padding:.2em 0;caption-side:top}
 th,td{padding:.3em .6em;border-bottom:1px solid #e4e7ec;text-align:left;vertical-align:top;white-space:nowrap}
-td:last-child{white-space:normal}
+td:last-child,.wrap td{white-space:normal}.wrap td{overflow-wrap:normal}
 th{background:#eef0f4;font-weight:600}
 td{max-width:40em;overflow-wrap:anywhere}
 .ok{background:#e3f4e6;color:#175d25}.warn{background:#fff1cc;color:#6b4e00}
@@ -60,7 +60,8 @@ def _table(table: Table) -> str:
     caption = f"<caption>{_e(table.caption)}</caption>" if table.caption else ""
     head = "".join(f'<th scope="col">{_e(c)}</th>' for c in table.columns)
     body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in table.rows)
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    wrap = ' class="wrap"' if table.wrap else ""
+    return f"<table{wrap}>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _section(index: int, section: StatusSection) -> str:

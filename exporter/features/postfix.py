@@ -10,6 +10,7 @@ from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import Context, Feature, Part, Service, Summary
 from mailpulse.exporter.metrics.postfix import FAMILIES, LABEL_SETS, PostfixAggregator
 from mailpulse.exporter.pipeline import Format
+from mailpulse.exporter.status import StatusSection
 from mailpulse.exporter.summary import SummaryAggregator
 from mailpulse.exporter.tracking import metrics as tracking_metrics
 from mailpulse.exporter.tracking.config import KEY_DOCS as TRACKING_KEY_DOCS
@@ -133,6 +134,14 @@ class PostfixLogs(Feature[PostfixLogsConfig]):
 
     def parts(self) -> Sequence[Part]:
         return (self.aggregator, self.tracking.metrics)
+
+    def status(self) -> StatusSection | None:
+        """Message tracking's section while tracking is on (the log sources are the kernel's section)."""
+        if not self.tracking.config.enabled:
+            return None
+        from mailpulse.exporter.features.tracking_status import tracking_section  # noqa: PLC0415
+
+        return tracking_section(self.tracking.metrics)
 
     def summary(self) -> Summary:
         report = SummaryAggregator()

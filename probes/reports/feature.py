@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.feature import Context, Feature, Health, Part, Service
+from mailpulse.exporter.status import StatusSection
 from mailpulse.parsers.reports import Limits
 from mailpulse.probes.reports.config import KEY_DOCS, ReportsConfig, parse_reports
 from mailpulse.probes.reports.dedup import SeenReports
@@ -93,6 +95,15 @@ class Reports(Feature[ReportsConfig | None]):
         directories = {d.config.path: d.error or "ok" for d in self.directories}
         ok = all(m.up for m in self.mailboxes) and not any(d.error for d in self.directories)
         return Health(ok, {"mailboxes": mailboxes, "directories": directories})
+
+    def status(self) -> StatusSection | None:
+        from mailpulse.probes.reports.status import SourceView, reports_section  # noqa: PLC0415
+
+        sources = [SourceView("mailbox", m.config.name, f"{m.config.imap.host}:{m.config.imap.port}/{m.config.folder}",
+                              m.up, m.reason, m.passes) for m in self.mailboxes]  # fmt: skip
+        sources += [SourceView("directory", d.config.path, f"every {d.config.interval:g} s", d.error is None,
+                               d.error or "ok", d.passes) for d in self.directories]  # fmt: skip
+        return reports_section(self.metrics, sources, time.time())
 
     def scan_paths(self, config: ReportsConfig | None, flag: str, paths: Sequence[str], err: TextIO) -> int:
         """Count every report file under ``paths`` (de-duplicated within this scan; nothing is saved)."""

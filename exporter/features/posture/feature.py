@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from mailpulse.exporter.feature import (
 )
 from mailpulse.exporter.features.posture.config import KEY_DOCS, PostureConfig, parse_posture
 from mailpulse.exporter.features.posture.metrics import FAMILIES, LABEL_SETS, PostureMetrics
+from mailpulse.exporter.status import StatusSection
 
 if TYPE_CHECKING:
     from mailpulse.exporter.features.posture.service import PostureService
@@ -65,6 +67,14 @@ class Posture(Feature[PostureConfig | None]):
 
     def health(self) -> Health | None:
         return self.service.health() if self.service is not None else None
+
+    def status(self) -> StatusSection | None:
+        if self.service is None or self._metrics is None:
+            return None
+        from mailpulse.exporter.features.posture.status import posture_section  # noqa: PLC0415
+
+        # called under the kernel's lock, which is the metrics' lock: read ``last`` directly
+        return posture_section(self.service.planned(), self._metrics.last, time.time())
 
     def preflight(self, config: PostureConfig | None) -> list[Finding]:
         """Key files readable as this user; the resolver answers (a warning: the checks report it too)."""

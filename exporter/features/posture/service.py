@@ -104,6 +104,7 @@ class PostureService:
             register_secret(config.dqs_key.value)
         self._tasks: dict[tuple[str, str, str, str], asyncio.Task[None]] = {}
         self._lanes = Lanes(config.concurrency)
+        self._planned: tuple[Target, ...] = ()  # replaced whole (the page reads it from the HTTP thread)
 
     def collect(self) -> Iterable[Metric]:
         return self.metrics.collect()
@@ -113,6 +114,10 @@ class PostureService:
         failing = sorted({r.target.check for r in results if not r.up})
         return Health(True, {"status": "ok", "targets": len(self._tasks), "checked": len(results),
                              "failing": sum(not r.ok for r in results), "errors_in": failing})  # fmt: skip
+
+    def planned(self) -> list[Target]:
+        """The targets scheduled now (the status page shows those without a result yet as pending)."""
+        return list(self._planned)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._sync(plan(self.config, await discover_all(self.env)))
@@ -138,6 +143,7 @@ class PostureService:
             if key not in self._tasks:
                 self._tasks[key] = asyncio.create_task(self._loop(target), name=f"posture {target.label()}")
         self.metrics.keep_only(wanted)
+        self._planned = tuple(wanted)
 
     async def _loop(self, target: Target) -> None:
         schedule = self.config.checks[target.check]
