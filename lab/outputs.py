@@ -200,7 +200,11 @@ def mailpulse_config(lab: LabSpec) -> dict[str, Any]:
             ),
             {"name": "rspamd", "type": "file", "format": "rspamd", "path": str(p.rspamd_log)},
         ],
-        "postfix": {"queue": {"enabled": True, "config_dir": str(p.postfix_etc), "interval": "30s"}},
+        "postfix": {
+            "queue": {"enabled": True, "config_dir": str(p.postfix_etc), "interval": "30s"},
+            # reconcile restored messages with the submission host's queue (its log lines say host "mail")
+            "tracking": {"config_dir": str(p.postfix_etc), "local_hosts": ["mail"]},
+        },
         "rspamd": {"signing_domains": [OWN_DOMAIN]},
         "probes": {
             "secret_file": str(hmac_secret_file(lab)),
