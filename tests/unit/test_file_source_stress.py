@@ -25,10 +25,10 @@ CHILD = f"""
 import asyncio, signal, sys
 from mailpulse.exporter.metrics.sources import SourceStats
 from mailpulse.exporter.sources.files import FileSource
-out = open(sys.argv[3], "a")
-def sink(lines):
-    out.write("".join(line + "\\n" for line in lines))
-    out.flush()
+import os
+out = os.open(sys.argv[3], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+def sink(lines):  # one write(2) per batch: a kill -9 never leaves half a line
+    os.write(out, "".join(line + "\\n" for line in lines).encode())
 src = FileSource(SourceStats("s"), sys.argv[1], sys.argv[2], sink, start_at_end=False, poll_interval=0.02,
                  batch_bytes={BATCH_BYTES})
 async def main():
@@ -49,10 +49,15 @@ class Writer:
         self.seq += n
 
 
+def complete_lines(out: Path) -> list[str]:
+    """The lines the child has finished writing (it may be writing the next one while the test reads)."""
+    return [line for line in out.read_text().split("\n")[:-1] if line]
+
+
 def read_seqs(out: Path) -> Counter[int]:
     if not out.exists():
         return Counter()
-    return Counter(int(line.split(": ")[1][:10]) for line in out.read_text().splitlines() if line)
+    return Counter(int(line.split(": ")[1][:10]) for line in complete_lines(out))
 
 
 def shift(log: Path) -> None:
@@ -89,15 +94,15 @@ from mailpulse.exporter.metrics.sources import SourceStats
 from mailpulse.exporter.pipeline import LinePipeline
 from mailpulse.exporter.sources.files import FileSource
 from mailpulse.exporter.tracking.config import TrackingConfig
-out = open(sys.argv[3], "a")
+import os
+out = os.open(sys.argv[3], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 feature = PostfixLogs()
 config = PostfixLogsConfig(tracking=TrackingConfig(link_grace=0.0, checkpoint_interval=0.0, reconcile=False))
 lock = threading.Lock()
 (fmt,) = feature.formats(config)
 feature.configure(config, Context(lock, sys.argv[4]))
 def finished(root, outcome, provider):
-    out.write(root.qid + "\\n")
-    out.flush()
+    os.write(out, (root.qid + "\\n").encode())
 feature.tracking.tracker.on_finish = finished
 stats = SourceStats("s")
 pipeline = LinePipeline(stats, [fmt], lock)
@@ -133,7 +138,7 @@ class MessageWriter(Writer):
 def read_qids(out: Path) -> Counter[int]:
     if not out.exists():
         return Counter()
-    return Counter(int(line[1:]) for line in out.read_text().splitlines() if line)
+    return Counter(int(line[1:]) for line in complete_lines(out))
 
 
 def test_exactly_once_across_rotations_and_restarts(tmp_path: Path) -> None:
