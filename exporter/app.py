@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from mailpulse.exporter import __version__
+from mailpulse.exporter.capabilities import Capabilities
 from mailpulse.exporter.config import Config, SourceConfig, load_config
 from mailpulse.exporter.configtools import ConfigError
 from mailpulse.exporter.feature import AnyFeature, Context, Service, check_names
@@ -43,6 +44,7 @@ class App:
         self.config = config
         self.features = tuple(features)
         self.lock = threading.Lock()
+        self.capabilities = Capabilities()  # what features provide to each other, rebuilt on every load
         self.self_metrics = SelfMetrics(__version__)
         self.sources = SourcesAggregator()
         self.collector = MailpulseCollector(self.lock, self.self_metrics)
@@ -57,7 +59,8 @@ class App:
     # -- wiring ------------------------------------------------------------------------------------------
     def _build(self, config: Config) -> list[Service]:
         os.makedirs(os.path.join(config.state_dir, "offsets"), exist_ok=True)
-        context = Context(self.lock, config.state_dir)
+        self.capabilities.clear()
+        context = Context(self.lock, config.state_dir, self.capabilities)
         formats: dict[str, Format] = {}
         services: list[Service] = []
         parts: list[Part] = []

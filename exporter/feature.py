@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
 
+from mailpulse.exporter.capabilities import Capabilities
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.metrics.collector import Part
 from mailpulse.exporter.metrics.family import Family, LabelSets
@@ -75,10 +76,13 @@ class Health:
 @dataclass(frozen=True)
 class Context:
     """What the kernel gives a feature when it (re)builds: the shared lock every part's numbers are
-    read and written under (scrapes read under it too), and the state directory."""
+    read and written under (scrapes read under it too), the state directory, and the capabilities the
+    features provide to each other (:mod:`exporter.capabilities`: provide yours in ``configure``, look
+    others' up when you need them, never keep them past the next ``configure``)."""
 
     lock: threading.Lock
     state_dir: str
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
 
 class Summary(Protocol):

@@ -68,7 +68,7 @@ class Probes(Feature[ProbesConfig | None]):
         from mailpulse.probes.service import ProbeService  # noqa: PLC0415
 
         service = ProbeService(config, context.lock, os.path.join(context.state_dir, "probes.json"), self._metrics,
-                               self._history)  # fmt: skip
+                               self._history, capabilities=context.capabilities)  # fmt: skip
         self._metrics = service.metrics
         return service
 

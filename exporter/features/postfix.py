@@ -12,6 +12,7 @@ from mailpulse.exporter.metrics.postfix import FAMILIES, LABEL_SETS, PostfixAggr
 from mailpulse.exporter.pipeline import Format
 from mailpulse.exporter.summary import SummaryAggregator
 from mailpulse.exporter.tracking import metrics as tracking_metrics
+from mailpulse.exporter.tracking.api import MESSAGE_TRACKING, MessageTracking
 from mailpulse.exporter.tracking.config import KEY_DOCS as TRACKING_KEY_DOCS
 from mailpulse.exporter.tracking.config import TrackingConfig, parse_tracking
 from mailpulse.exporter.tracking.runtime import TrackingRuntime, chain
@@ -129,6 +130,8 @@ class PostfixLogs(Feature[PostfixLogsConfig]):
         if not config.tracking.enabled:
             return ()
         self.tracking.start(context.state_dir, context.lock)
+        # the probes' hop timelines (and any other reader) query the tracker through this capability
+        context.capabilities.provide(MESSAGE_TRACKING, MessageTracking(self.tracking.tracker, context.lock))
         return (self.tracking,)
 
     def parts(self) -> Sequence[Part]:
