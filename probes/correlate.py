@@ -24,6 +24,7 @@ from mailpulse.probes.outcome import ProbeResult
 from mailpulse.probes.timeline import Timeline, _final, build, chain
 
 POLL = 0.25  # seconds between looks at the tracker
+LOOK_BACK = 300.0  # the route's queue file entered at most this long before the acceptance was measured
 SETTLE = 1.5  # a lost run's journey, once found: one more file-source poll period for its latest lines
 
 
@@ -74,7 +75,7 @@ class Correlator:
         found_at: float | None = None
         journey = None
         while True:
-            journey = tracking.journey(result.queue_id, result.message_id)
+            journey = tracking.journey(result.queue_id, result.message_id, since=result.accepted_at - LOOK_BACK)
             now = self._clock()
             if journey is not None:
                 if arrived is not None and _delivered_in_logs(journey):

@@ -215,7 +215,10 @@ def _log_fields(r: ProbeResult) -> dict[str, Any]:
     out = {k: v for k, v in r.as_json().items() if k in keys and v is not None}
     if r.timeline is not None:
         if r.timeline.hops:
-            out["hops"] = " ".join(f"{h.hop}{'@' + h.host if h.host else ''}={h.seconds:.2f}s" for h in r.timeline.hops)
+            out["hops"] = [{"hop": h.hop, "host": h.host, "seconds": round(h.seconds, 3)} for h in r.timeline.hops]
+            out["hop_sum_seconds"] = round(r.timeline.hop_sum, 3)
+        if r.timeline.log_offset is not None:
+            out["log_offset_seconds"] = round(r.timeline.log_offset, 3)
         if r.timeline.uncorrelated:
             out["uncorrelated"] = r.timeline.uncorrelated
     return out

@@ -115,17 +115,26 @@ class Timeline:
 
 def chain(journey: Journey) -> list[QueueFile]:
     """The path of queue files the message took: from the root through hand-offs, at each step the child
-    whose subtree was active last (a probe has one recipient: one path)."""
-    path = [journey.root]
-    seen = {(journey.root.host, journey.root.queue_id)}
-    while True:
-        kids = [journey.get(h, q) for h, q, kind in path[-1].children if kind != "notice"]
-        files = [k for k in kids if k is not None and (k.host, k.queue_id) not in seen]
-        if not files:
-            return path
-        nxt = max(files, key=lambda f: f.steps[-1].ts if f.steps else 0.0)
-        seen.add((nxt.host, nxt.queue_id))
-        path.append(nxt)
+    whose subtree was active last (a probe has one recipient: one path); then on through the journeys the
+    query stitched on (hand-offs the tracker could not link)."""
+    heads = [journey.root]
+    heads += [f for f in (journey.get(h, q) for h, q in journey.stitched) if f is not None]
+    path: list[QueueFile] = []
+    seen: set[tuple[str, str]] = set()
+    for head in heads:
+        if (head.host, head.queue_id) in seen:
+            continue
+        path.append(head)
+        seen.add((head.host, head.queue_id))
+        while True:
+            kids = [journey.get(h, q) for h, q, kind in path[-1].children if kind != "notice"]
+            files = [k for k in kids if k is not None and (k.host, k.queue_id) not in seen]
+            if not files:
+                break
+            nxt = max(files, key=lambda f: f.steps[-1].ts if f.steps else 0.0)
+            seen.add((nxt.host, nxt.queue_id))
+            path.append(nxt)
+    return path
 
 
 def _entered(f: QueueFile) -> float | None:

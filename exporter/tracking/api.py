@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailpulse.exporter.capabilities import Capability
-from mailpulse.exporter.tracking.record import Step
+from mailpulse.exporter.tracking.record import HANDOFF, NOTICE, Step
 from mailpulse.parsers.postfix.providers import PROVIDERS
 from mailpulse.parsers.postfix.vocab import DELIVERY_REASONS
 
@@ -27,6 +27,7 @@ __all__ = ["DELIVERY_REASONS", "MESSAGE_TRACKING", "PROVIDERS", "Journey", "Mess
 #: The capability the Postfix-logs feature provides while message tracking is on.
 MESSAGE_TRACKING: Capability[MessageTracking] = Capability("postfix.message_tracking")
 MAX_FILES = 32  # queue files returned for one journey (a probe crosses five at most in the lab)
+MAX_SEGMENTS = 8  # unlinked hand-offs followed
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Journey:
     files: tuple[QueueFile, ...]
     finished: bool
     outcome: str | None
+    #: (host, queue ID) of each further journey a hand-off named but the tracker could not link, in order
+    stitched: tuple[tuple[str, str], ...] = ()
 
     @property
     def root(self) -> QueueFile:
@@ -68,40 +71,93 @@ class MessageTracking:
         self._tracker = tracker
         self._lock = lock
 
-    def journey(self, queue_id: str | None = None, message_id: str | None = None, host: str = "") -> Journey | None:
+    def journey(self, queue_id: str | None = None, message_id: str | None = None, host: str = "",
+                since: float | None = None) -> Journey | None:  # fmt: skip
         """The journey of the message whose queue file ``queue_id`` (on ``host``, or any host) or whose
-        Message-ID is given. With both, the Message-ID is looked up first and the journey kept only if it
-        holds that queue ID (short queue IDs repeat across hosts); else the queue ID alone decides."""
+        Message-ID is given, with the queue ID deciding when both are (short queue IDs repeat across hosts).
+
+        ``since`` (epoch): also look for ``queue_id`` among the queue files already removed whose journey
+        has not ended yet (not found by queue ID until it is counted), from messages entered since then.
+        A hand-off whose ``queued as`` the tracker could not link (the next host's copy was removed before the
+        line naming it was read) is followed here, and the next journey appended (``stitched``)."""
+        mid = message_id.strip("<>") if message_id else None
         with self._lock:
             t = self._tracker
-            candidates = []
-            if message_id:
-                found = t.find_message_id(message_id)
-                if found is not None:
-                    candidates.append(found)
-            if queue_id:
-                found = t.find(host, queue_id)
-                if found is not None:
-                    candidates.append(found)
-            for msg in candidates:
-                journey = self._journey(msg)
-                if queue_id is None or journey.has_queue_id(queue_id) or msg is candidates[-1]:
-                    return journey
-            return None
+            by_mid = t.find_message_id(mid) if mid else None
+            by_qid = None
+            if by_mid is not None and (not queue_id or any(
+                    m.qid == queue_id and (not host or m.host == host) for m in by_mid.root().journey())):  # fmt: skip
+                by_qid = by_mid  # the Message-ID's journey holds the queue ID: that is the one
+            elif queue_id:
+                # short queue IDs repeat across hosts: the one whose Message-ID is ours (or not logged yet)
+                hosts = [host] if host else list(t.hosts)
+                found = (t.find(h, queue_id) for h in hosts)
+                by_qid = next((m for m in found if m is not None and m.mid in (None, mid)), None)
+                if by_qid is None and since is not None:
+                    by_qid = self._find_recent(queue_id, host, since, mid)
+            base = by_qid or by_mid
+            if base is None:
+                return None
+            root = base.root()
+            records = root.journey()
+            heads: list[Msg] = []
+            while len(heads) < MAX_SEGMENTS:
+                nxt = self._unlinked_next(records, mid, since)
+                if nxt is None:
+                    break
+                head = nxt.root()
+                heads.append(head)
+                records = records + [m for m in head.journey() if m not in records]
+            return self._journey(root, records, heads)
 
-    def _journey(self, msg: Msg) -> Journey:
-        # through the records' own links: a queue file already removed (its journey waiting out the link
-        # grace) is no longer found by queue ID, but its children still point to it
+    def _unlinked_next(self, records: list[Msg], mid: str | None, since: float | None) -> Msg | None:
+        """The queue file a hand-off of ``records`` named (``queued as NEXTID``) that the tracker could not link:
+        with per-host logs read one after another, the next host's copy can be delivered and removed before the
+        line naming it is read. The tracker keeps such a hand-off as a pending link; find its queue file."""
         t = self._tracker
-        root = msg.root()
-        steps = t.timeline(root)
+        open_ends = {id(m) for m in records if m.flags & HANDOFF and not any(
+            not c.flags & NOTICE for c in m.children or ())}  # fmt: skip
+        if not open_ends or not t.pending_links:
+            return None
+        for (_, qid), (parent, _) in list(t.pending_links.items()):
+            if id(parent) not in open_ends:
+                continue
+            found = (t.find(h, qid) for h in list(t.hosts))
+            child = next((m for m in found if m is not None and m.mid in (None, mid)), None)
+            if child is None and since is not None:
+                child = self._find_recent(qid, "", since, mid)
+            if child is not None and child not in records:
+                return child
+        return None
+
+    def _find_recent(self, queue_id: str, host: str, since: float, mid: str | None) -> Msg | None:
+        """A removed queue file of a journey still in flight or waiting out its grace (newest first, back to
+        ``since``); never the whole map: a walk back through each host's newest entries."""
+        t = self._tracker
+        roots: list[Msg] = [entry[2] for entry in t.settling]
+        for h, files in t.hosts.items():
+            if host and h != host:
+                continue
+            for m in reversed(files.values()):
+                if m.t0 < since:
+                    break
+                roots.append(m.root())
+        for root in roots:
+            for m in root.journey():
+                if m.qid == queue_id and (not host or m.host == host) and m.mid in (None, mid):
+                    return m
+        return None
+
+    def _journey(self, root: Msg, records: list[Msg], heads: list[Msg]) -> Journey:
+        t = self._tracker
         by_file: dict[tuple[str, str], list[Step]] = {}
-        for step in steps:
-            by_file.setdefault((step.host, step.queue_id), []).append(step)
+        for head in (root, *heads):
+            for step in t.timeline(head):
+                by_file.setdefault((step.host, step.queue_id), []).append(step)
         files = []
-        for m in root.journey()[:MAX_FILES]:
+        for m in records[:MAX_FILES]:
             v = t.view(m)
             files.append(QueueFile(v.host, v.queue_id, v.message_id, v.parent, v.children,
                                    tuple(by_file.get((v.host, v.queue_id), ()))))  # fmt: skip
         view = t.view(root)
-        return Journey(tuple(files), view.finished, view.outcome)
+        return Journey(tuple(files), view.finished, view.outcome, tuple((h.host, h.qid) for h in heads))

@@ -316,3 +316,54 @@ def test_json_carries_the_timeline() -> None:
                                             "detail": "the route's 250 to DATA"}  # fmt: skip
     assert result.timeline is not None  # as_json leaves the object in place
     assert "submit_queue @mail 0.15 s" in _hops(result).text
+
+
+def test_a_hop_the_tracker_could_not_link_is_stitched_by_message_id() -> None:
+    """Per-host logs read one after another: the outside MX's copy was delivered and removed before the
+    SRS host's `queued as` line was read, so the tracker could not link it. The route's queue file was
+    removed too (found among the journeys still in flight); the Message-ID stitches the last hop on."""
+    feature, pipeline = make()
+    head = FORWARD_HELD.rsplit("\n", 1)[0]
+    outside = lines(
+        (1.50, "mx postfix/outside/smtpd[30]: EEEE1: client=unknown[127.0.0.4]"),
+        (1.55, f"mx postfix/cleanup[11]: EEEE1: message-id=<{MID}>"),
+        (1.70, "mx postfix/qmgr[12]: EEEE1: from=<SRS0=x@srs.example.test>, size=2200, nrcpt=1 (queue active)"),
+        (1.90, "mx postfix/lmtp[15]: EEEE1: to=<probe@outside.test>, relay=mx.example.test[/run/dovecot/lmtp], "
+               "delay=0.4, delays=0/0.1/0.1/0.2, dsn=2.0.0, status=sent (250 2.0.0 <probe@outside.test> y Saved)"),
+        (1.91, "mx postfix/qmgr[12]: EEEE1: removed"),
+    )  # fmt: skip
+    srs_sent = lines(
+        (1.60, "srs postfix/smtp[23]: DDDD1: to=<probe@outside.test>, relay=127.0.0.1[127.0.0.1]:24010, delay=0.4, "
+               "delays=0/0/0.2/0.2, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as EEEE1)"),
+        (1.61, "srs postfix/qmgr[22]: DDDD1: removed"),
+    )  # fmt: skip
+    for text in (head, outside, srs_sent):
+        feed(feature, pipeline, text, flush=False)
+    tracking = MessageTracking(feature.tracking.tracker, threading.Lock())
+    result = delivered("forward-srs", "CCCC1", T0 + 0.3, 1.9)
+    correlate(tracking, result, FORWARD_ROUTE)
+    tl = result.timeline
+    assert tl is not None
+    assert tl.uncorrelated is None
+    assert [(h.hop, h.host) for h in tl.hops] == [("mx_queue", "mx"), ("content_filter", "mx"), ("mx_queue", "mx"),
+                                                  ("srs", "srs"), ("delivery", "mx"), ("imap_seen", "")]  # fmt: skip
+    assert tl.hop_sum == pytest.approx(1.9)
+
+
+def test_per_host_logs_read_next_host_first_still_give_the_whole_path() -> None:
+    """The MX's log is read before the submission host's: the MX's copies are gone (delivered, removed) when
+    the submission host's `queued as` line comes, so the tracker keeps it as a pending link; the query
+    follows it, and the Message-ID's latest file (the submission host's, read last) does not mislead it."""
+    feature, pipeline = make(link_grace=5.0)
+    by_host: dict[str, list[str]] = {}
+    for line in SUBMIT_PATH.splitlines():
+        by_host.setdefault(line.split()[1], []).append(line)
+    feed(feature, pipeline, "\n".join(by_host["mx"]), flush=False)
+    feed(feature, pipeline, "\n".join(by_host["mail"]), flush=False)
+    tracking = MessageTracking(feature.tracking.tracker, threading.Lock())
+    result = delivered("submission-587", "AAAA1", T0 + 0.45, 2.3)
+    correlate(tracking, result, SUBMIT_ROUTE)
+    tl = result.timeline
+    assert tl is not None
+    assert tl.uncorrelated is None
+    assert [h.hop for h in tl.hops] == ["submit_queue", "mx_queue", "content_filter", "delivery", "imap_seen"]
