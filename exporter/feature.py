@@ -25,6 +25,7 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
@@ -97,12 +98,15 @@ class Summary(Protocol):
 
 @dataclass(frozen=True)
 class CommandIO:
-    """What a CLI command gets besides its arguments: the streams, and the config loader (which prints
-    the problems of a bad file and returns None)."""
+    """What a CLI command gets besides its arguments: the streams, the config loader (which prints the
+    problems of a bad file and returns None) and ``follow``: ``async with io.follow(config, feature.name) as
+    capabilities`` follows the config's logs from their end with the log features, for the time of the
+    block, and yields the capabilities they provide (:mod:`exporter.follow`)."""
 
     out: TextIO
     err: TextIO
     load: Callable[[str], Config | None]
+    follow: Callable[[Config, str], AbstractAsyncContextManager[Capabilities]] | None = None
 
 
 CommandRunner = Callable[[argparse.Namespace, CommandIO], int]

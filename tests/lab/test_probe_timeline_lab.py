@@ -75,8 +75,11 @@ def outcomes(stderr: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_every_route_has_its_hop_timeline_and_the_lost_probe_says_where(per_host_lab: LabEnv, tmp_path: Path) -> None:
-    env = per_host_lab
+@pytest.mark.parametrize("lab", ["per_host_lab", "mail_lab"])
+def test_every_route_has_its_hop_timeline_and_the_lost_probe_says_where(lab: str, request: pytest.FixtureRequest,
+                                                                        tmp_path: Path) -> None:  # fmt: skip
+    """Per-host logs (four files, read one after another) and one central file (every host's lines)."""
+    env: LabEnv = request.getfixturevalue(lab)
     port = free_port()
     config, data = lab_config(env, tmp_path, port)
     names = [p["name"] for p in data["probes"]["probes"]]
@@ -113,7 +116,7 @@ def test_every_route_has_its_hop_timeline_and_the_lost_probe_says_where(per_host
         assert -2.0 <= run["log_offset_seconds"] <= 1.0, run
         for hop in {h[0] for h in hops}:
             assert value(metrics, "mailpulse_probe_hop_seconds_count", probe=name, hop=hop) == 1, (name, hop)
-    print("\nprobe                              latency  hop sum  diff    log offset")
+    print(f"\n{lab}: probe                      latency  hop sum  diff    log offset")
     for name, latency, total, diff, offset in figures:
         print(f"{name:34} {latency:7.3f}  {total:7.3f}  {diff:+.3f}  {offset:+.3f}")
 
@@ -128,3 +131,27 @@ def test_every_route_has_its_hop_timeline_and_the_lost_probe_says_where(per_host
     assert "hops (from the logs)" in page
     assert f"held: {lost['held']}" in page
     assert "content_filter @mx" in page
+
+
+def test_probe_once_prints_the_timeline(per_host_lab: LabEnv, tmp_path: Path) -> None:
+    """`mailpulse probe` (no daemon) follows the config's Postfix logs from their end while its probes run:
+    each JSON line carries the run's timeline (events and hops), a lost run where it was held."""
+    config, _ = lab_config(per_host_lab, tmp_path, free_port())
+    proc = subprocess.run([sys.executable, "-m", "mailpulse", "probe", "-c", str(config), "--once",
+                           "--probe", "forward-srs-to-outside", "--probe", LOST], check=False, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]  # the lost probe
+    lines = {r["probe"]: r for r in map(json.loads, proc.stdout.splitlines())}
+    forward = lines["forward-srs-to-outside"]
+    assert forward["outcome"] == "delivered", forward
+    timeline = forward["timeline"]
+    assert [(h["hop"], h["host"]) for h in timeline["hops"]] == EXPECTED["forward-srs"]
+    assert abs(sum(h["seconds"] for h in timeline["hops"]) - forward["latency_seconds"]) <= 1.0
+    events = [(e["host"], e["event"]) for e in timeline["events"]]
+    assert events[0] == ("", "probe_accepted")
+    assert ("srs", "handoff") in events
+    assert ("mx", "sent") in events
+    lost = lines[LOST]
+    assert lost["outcome"] == "lost"
+    assert lost["held"].startswith("deferred at mail: "), lost
+    assert lost["timeline"]["held"] == lost["held"]
