@@ -38,7 +38,7 @@ TLS_VERSIONS = ("TLSv1.2", "TLSv1.3", "other")
 DKIM_OWN_RESULTS = ("pass", "fail", "none", "temperror", "permerror")
 CLEANUP_WHY = ("found", "late", "stale")
 HOP_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-HELD_STATUSES = ("deferred", "bounced", "expired", "queued")
+HELD_STATUSES = ("deferred", "bounced", "expired", "queued", "delivered")
 HELD_REASONS = (*DELIVERY_REASONS, "none")
 P = ("probe", "location")
 
@@ -187,7 +187,8 @@ UNCORRELATED_RUNS = Family(
 HELD = Family(
     "mailpulse_probe_held_total", "Lost or late probe runs by where their message was held at the deadline: "
     "the log host (capped, probes.correlation.max_hosts; the rest other), the status of its last attempt there "
-    "(deferred, bounced, expired, queued: no attempt logged) and the log's reason class (the Postfix delivery "
+    "(deferred, bounced, expired, queued: no attempt logged, delivered: our last host delivered it, to the "
+    "mailbox or a remote provider, but it was not seen in time) and the log's reason class (the Postfix delivery "
     "reasons; none when the log gave none).", Kind.COUNTER, ("probe", "host", "status", "reason", "location"),
 )  # fmt: skip
 

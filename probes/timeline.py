@@ -69,12 +69,19 @@ class Held:
 
     host: str
     queue_id: str
-    status: str  # deferred | bounced | expired | queued
+    status: str  # deferred | bounced | expired | queued | delivered (by our last host, not seen in time)
     reason: str  # a delivery reason class, or "none"
     provider: str  # destination provider class, "" when none
 
     @property
     def text(self) -> str:
+        if self.status == "delivered":
+            where = (
+                "to the mailbox"
+                if self.provider == "local"
+                else (f"to {self.provider}" if self.provider not in _NOT_A_HOST else "onwards")
+            )
+            return f"delivered at {self.host} {where}, not seen by the deadline"
         out = f"{self.status} at {self.host}"
         if self.reason != "none":
             out += f": {self.reason}"
@@ -239,6 +246,9 @@ def build(journey: Journey, *, accepted_at: float | None, arrived_at: float | No
         tl.hops.append(Hop(hop, host, begin, max(0.0, end - begin)))
     if arrived_at is None or not tl.complete:
         tl.held = held(path)
+    if arrived_at is None and tl.complete and final is not None:
+        # our last host delivered it: the mailbox (or the remote provider) did not show it in time
+        tl.held = Held(path[-1].host, path[-1].queue_id, "delivered", "none", final.provider)
     return tl
 
 

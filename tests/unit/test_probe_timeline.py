@@ -367,3 +367,15 @@ def test_per_host_logs_read_next_host_first_still_give_the_whole_path() -> None:
     assert tl is not None
     assert tl.uncorrelated is None
     assert [h.hop for h in tl.hops] == ["submit_queue", "mx_queue", "content_filter", "delivery", "imap_seen"]
+
+
+def test_delivered_by_our_host_but_not_seen_in_time() -> None:
+    """The logs say the mailbox took it; the watcher did not see it by the deadline: the detail says so."""
+    result = ProbeResult("p", "submission-587", "t", accepted_at=T0 + 0.45, queue_id="AAAA1",
+                         message_id=f"<{MID}>").fail("deliver", "lost", "not found within 20s", "lost")  # fmt: skip
+    correlate(tracking_of(SUBMIT_PATH), result, SUBMIT_ROUTE)
+    assert result.timeline is not None
+    assert result.timeline.held is not None
+    assert result.timeline.held.status == "delivered"
+    assert result.held == "delivered at mx to the mailbox, not seen by the deadline"
+    assert [h.hop for h in result.timeline.hops][-1] == "delivery"  # no imap_seen: it was not seen
