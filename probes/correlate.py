@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from mailpulse.exporter.capabilities import Capabilities
+from mailpulse.exporter.scanindex import MESSAGE_SCANS, Scan
 from mailpulse.exporter.tracking.api import MESSAGE_TRACKING, Journey, MessageTracking
 from mailpulse.probes.config import CorrelationConfig, RouteConfig
 from mailpulse.probes.outcome import ProbeResult
@@ -90,10 +91,14 @@ class Correlator:
             why = "not_in_logs" if result.queue_id else "no_queue_id"
             return self._set(result, Timeline(result.accepted_at, uncorrelated=why))
         timeline = build(journey, accepted_at=result.accepted_at, arrived_at=arrived, configured_roles=self.roles,
-                         entry_role=entry_role(route))  # fmt: skip
+                         entry_role=entry_role(route), scans=self._scans(result.message_id))  # fmt: skip
         if arrived is not None and not timeline.complete:
             timeline.uncorrelated = "incomplete"
         return self._set(result, timeline)
+
+    def _scans(self, message_id: str | None) -> list[Scan]:
+        index = self.capabilities.get(MESSAGE_SCANS) if self.capabilities is not None else None
+        return index.scans(message_id) if index is not None and message_id else []
 
     @staticmethod
     def _set(result: ProbeResult, timeline: Timeline) -> Timeline:

@@ -25,9 +25,10 @@ The hop names are a fixed enum (:data:`HOPS`); a host's hop comes from its role 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from mailpulse.exporter.scanindex import Scan
 from mailpulse.exporter.tracking.api import Journey, QueueFile, Step
 
 ROLES = ("submit", "relay", "mx", "srs")
@@ -199,13 +200,29 @@ def _events(path: list[QueueFile]) -> list[Event]:
     return events
 
 
+def _scan_events(path: list[QueueFile], scans: Sequence[Scan]) -> list[Event]:
+    """rspamd's verdicts on this message at our hosts' milters (matched by queue ID): ``signed`` where it
+    DKIM-signed, ``scanned`` elsewhere."""
+    where = {f.queue_id: f.host for f in path}
+    events = []
+    for scan in scans:
+        host = where.get(scan.queue_id)
+        if host is None or not scan.ts:
+            continue
+        detail = f"rspamd {scan.action}, score {scan.score:g}"
+        if scan.signed:
+            detail += ", d=" + ",".join(scan.signed)
+        events.append(Event(scan.ts, host, scan.queue_id, "signed" if scan.signed else "scanned", detail))
+    return events
+
+
 def build(journey: Journey, *, accepted_at: float | None, arrived_at: float | None,
-          configured_roles: Mapping[str, str], entry_role: str) -> Timeline:  # fmt: skip
+          configured_roles: Mapping[str, str], entry_role: str, scans: Sequence[Scan] = ()) -> Timeline:  # fmt: skip
     """The timeline of one run: ``arrived_at`` is None for a run whose message was not found (lost)."""
     path = chain(journey)
     first = _entered(path[0])
     start = accepted_at if accepted_at is not None else (first or 0.0)
-    tl = Timeline(start, _events(path))
+    tl = Timeline(start, sorted(_events(path) + _scan_events(path, scans), key=lambda e: e.ts))
     if accepted_at is not None and first is not None:
         tl.log_offset = first - accepted_at
     tl.events.insert(0, Event(start, "", path[0].queue_id, "probe_accepted", "the route's 250 to DATA"))

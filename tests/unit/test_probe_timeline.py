@@ -379,3 +379,34 @@ def test_delivered_by_our_host_but_not_seen_in_time() -> None:
     assert result.timeline.held.status == "delivered"
     assert result.held == "delivered at mx to the mailbox, not seen by the deadline"
     assert [h.hop for h in result.timeline.hops][-1] == "delivery"  # no imap_seen: it was not seen
+
+
+def test_signed_and_scanned_come_from_rspamd_through_its_capability() -> None:
+    """The Postfix log does not say when a message was DKIM-signed; rspamd's verdict lines do (matched to the
+    path's queue files by the milter's queue ID). Lines written for this test in rspamd's default layout."""
+    from mailpulse.exporter.config_rspamd import RspamdConfig
+    from mailpulse.exporter.features.rspamd import RspamdLogs
+    from mailpulse.exporter.metrics.sources import SourceStats
+    from mailpulse.exporter.pipeline import LinePipeline
+    from mailpulse.exporter.scanindex import MESSAGE_SCANS
+
+    rspamd = RspamdLogs()
+    lock = threading.Lock()
+    caps = capabilities(tracking_of(SUBMIT_PATH))
+    (fmt,) = rspamd.formats(RspamdConfig())
+    rspamd.configure(RspamdConfig(), Context(lock, "/nonexistent", caps))
+    assert caps.get(MESSAGE_SCANS) is rspamd.scans
+    verdict = ("2026-11-24 10:00:{s} #1(normal) <a1b2c3>; task; rspamd_task_write_log: id: <" + MID + ">, qid: <{qid}>,"
+               " ip: 127.0.0.1, from: <probe@example.test>, (default: F (no action): [{score}/15.00] [{symbols}]),"
+               " len: 483, time: 74.317ms, dns req: 6")  # fmt: skip
+    LinePipeline(SourceStats("r"), [fmt], lock).feed([
+        verdict.format(s="00", qid="AAAA1", score="-0.10", symbols="ARC_NA(0.00){},DKIM_SIGNED(0.00){example.test:s=lab;}"),
+        verdict.format(s="01", qid="BBBB1", score="-1.00", symbols="DKIM_ALLOW(-0.20){example.test:+;},R_SPF_ALLOW(-0.20){+ip4:127.0.0.2;}"),
+    ])  # fmt: skip
+    result = delivered("submission-587", "AAAA1", T0 + 0.45, 2.3)
+    clock = FakeClock()
+    asyncio.run(Correlator(CorrelationConfig(), caps, sleep=clock.sleep, clock=clock).correlate(result, SUBMIT_ROUTE))
+    assert result.timeline is not None
+    rspamd_events = [(e.host, e.queue_id, e.what, e.detail) for e in result.timeline.events if "rspamd" in e.detail]
+    assert rspamd_events == [("mail", "AAAA1", "signed", "rspamd no_action, score -0.1, d=example.test"),
+                             ("mx", "BBBB1", "scanned", "rspamd no_action, score -1")]  # fmt: skip
