@@ -110,15 +110,16 @@ def test_every_route_has_its_hop_timeline_and_the_lost_probe_says_where(lab: str
         assert hops == EXPECTED[route], (name, run["hops"])
         assert "uncorrelated" not in run, run
         diff = run["hop_sum_seconds"] - run["latency_seconds"]
-        figures.append((name, run["latency_seconds"], run["hop_sum_seconds"], diff, run["log_offset_seconds"]))
+        figures.append((name, run["latency_seconds"], run["hop_sum_seconds"], diff, run["log_offset_seconds"],
+                        " ".join(f"{h['hop']}={h['seconds']:.2f}" for h in run["hops"])))  # fmt: skip
         assert abs(diff) <= 1.0, (name, run)
         # the entry host's first log line is within a second or two of the route's 250 (whole-second stamps)
         assert -2.0 <= run["log_offset_seconds"] <= 1.0, run
         for hop in {h[0] for h in hops}:
             assert value(metrics, "mailpulse_probe_hop_seconds_count", probe=name, hop=hop) == 1, (name, hop)
     print(f"\n{lab}: probe                      latency  hop sum  diff    log offset")
-    for name, latency, total, diff, offset in figures:
-        print(f"{name:34} {latency:7.3f}  {total:7.3f}  {diff:+.3f}  {offset:+.3f}")
+    for name, latency, total, diff, offset, hops_text in figures:
+        print(f"{name:34} {latency:7.3f}  {total:7.3f}  {diff:+.3f}  {offset:+.3f}  {hops_text}")
 
     lost = runs[LOST]
     assert lost["outcome"] == "lost", lost
@@ -155,3 +156,7 @@ def test_probe_once_prints_the_timeline(per_host_lab: LabEnv, tmp_path: Path) ->
     assert lost["outcome"] == "lost"
     assert lost["held"].startswith("deferred at mail: "), lost
     assert lost["timeline"]["held"] == lost["held"]
+    # DKIM signing is in rspamd's log, not Postfix's: the rspamd feature's capability puts it on the timeline
+    signed = [e for e in lost["timeline"]["events"] if e["event"] == "signed"]
+    assert [(e["host"], e["queue_id"]) for e in signed] == [("mail", lost["queue_id"])], lost["timeline"]["events"]
+    assert "d=example.test" in signed[0]["detail"]
