@@ -1,10 +1,11 @@
 """rspamd's verdicts by Message-ID, as other features get them: the :data:`MESSAGE_SCANS` capability.
 
-The rspamd-logs feature records, for each scanned message, a few facts of each verdict line (when, the
-Postfix queue ID rspamd saw as a milter, the action, the score, the domains it DKIM-signed for) in a
-bounded index (the most recent :data:`MAX_MESSAGES` Message-IDs, at most :data:`MAX_SCANS` verdicts each),
-and provides it while configured. The probes put "signed" and "scanned" on a run's hop timeline from it:
-the Postfix log does not say when a message was DKIM-signed, rspamd's does.
+The rspamd-logs feature records a few facts of each verdict line (when, the Postfix queue ID rspamd saw as
+a milter, the action, the score, the domains it DKIM-signed for) of the messages a reader asked for
+(:meth:`ScanIndex.want`, by Message-ID prefix), in a bounded index (the most recent :data:`MAX_MESSAGES`
+Message-IDs, at most :data:`MAX_SCANS` verdicts each), and provides it while configured. The probes put
+"signed" and "scanned" on a run's hop timeline from it: the Postfix log does not say when a message was
+DKIM-signed, rspamd's does.
 """
 
 from __future__ import annotations
@@ -37,11 +38,21 @@ class ScanIndex:
         self.lock = threading.Lock()  # the kernel's shared lock once configured
         self._by_mid: dict[str, list[tuple[str, str, str, float, tuple[str, ...]]]] = {}
         self._stamps = TimestampParser()
+        self._prefix = ""  # Message-IDs starting with this are recorded; "" (nobody asked): none
+        self._head = ""  # "id: <" + the prefix, as the verdict line's head starts
+
+    def want(self, prefix: str) -> None:
+        """A reader asks for the verdicts of the messages whose Message-ID starts with ``prefix`` (the probes':
+        ``mp.``), when its services start. Until someone asks, nothing is recorded: the verdict line is the
+        rspamd format's hot path, and a slice compare is all it pays then."""
+        self._prefix = prefix
+        self._head = "id: <" + prefix
 
     def record(self, e: RspamdScan) -> None:
-        mid = e.message_id
-        if not mid or mid == "undef":
+        head = self._head
+        if not head or e.head[: len(head)] != head:
             return
+        mid = e.message_id
         entries = self._by_mid.get(mid)
         if entries is None:
             if len(self._by_mid) >= MAX_MESSAGES:

@@ -54,6 +54,7 @@ async def _followed(config: Any, probes: list[ProbeConfig], out: TextIO, timeout
 async def _run(config: Any, probes: list[ProbeConfig], out: TextIO, timeout: float | None,
                capabilities: Capabilities | None) -> list[ProbeResult]:  # fmt: skip
     parts = build_parts(config, targets={p.target for p in probes}, capabilities=capabilities)
+    parts.runner.want_scans()
     stop = asyncio.Event()
     watchers = [asyncio.create_task(w.run(stop)) for w in parts.unique_watchers]
     tasks: dict[asyncio.Task[ProbeResult], ProbeConfig] = {asyncio.create_task(parts.runner.run(p)): p for p in probes}

@@ -24,6 +24,7 @@ from mailpulse.probes.config import CorrelationConfig, RouteConfig
 from mailpulse.probes.outcome import ProbeResult
 from mailpulse.probes.timeline import Timeline, _final, build, chain
 
+MESSAGE_ID_PREFIX = "mp."  # every probe's Message-ID: <mp.LOCATION.TOKEN.MAC@domain> (probes/message.py)
 POLL = 0.25  # seconds between looks at the tracker
 LOOK_BACK = 300.0  # the route's queue file entered at most this long before the acceptance was measured
 SETTLE = 1.5  # a lost run's journey, once found: one more file-source poll period for its latest lines
@@ -78,7 +79,8 @@ class Correlator:
         while True:
             journey = tracking.journey(result.queue_id, result.message_id, since=result.accepted_at - LOOK_BACK)
             now = self._clock()
-            if journey is not None:
+            # the route's own queue file must be in it: a later host's log can be read before the entry host's
+            if journey is not None and (not result.queue_id or journey.has_queue_id(result.queue_id)):
                 if arrived is not None and _delivered_in_logs(journey):
                     break
                 found_at = now if found_at is None else found_at
@@ -92,9 +94,18 @@ class Correlator:
             return self._set(result, Timeline(result.accepted_at, uncorrelated=why))
         timeline = build(journey, accepted_at=result.accepted_at, arrived_at=arrived, configured_roles=self.roles,
                          entry_role=entry_role(route), scans=self._scans(result.message_id))  # fmt: skip
+        if result.queue_id and not journey.has_queue_id(result.queue_id):
+            timeline.complete = False  # found by the Message-ID only: the entry host's lines are not there
         if arrived is not None and not timeline.complete:
             timeline.uncorrelated = "incomplete"
         return self._set(result, timeline)
+
+    def want_scans(self) -> None:
+        """Ask the rspamd feature (if it is there) to keep the verdicts of probe messages. Call once the
+        features are configured (a service's start, or ``mailpulse probe`` once its logs are followed)."""
+        index = self.capabilities.get(MESSAGE_SCANS) if self.capabilities is not None else None
+        if index is not None and self.config.enabled:
+            index.want(MESSAGE_ID_PREFIX)
 
     def _scans(self, message_id: str | None) -> list[Scan]:
         index = self.capabilities.get(MESSAGE_SCANS) if self.capabilities is not None else None

@@ -73,6 +73,10 @@ class ProbeRunner:
         await self.correlate(result)
         return result
 
+    def want_scans(self) -> None:
+        if self.correlator is not None:
+            self.correlator.want_scans()
+
     async def correlate(self, result: ProbeResult) -> None:
         if self.correlator is None:
             return

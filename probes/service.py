@@ -185,6 +185,7 @@ class ProbeService:
                               self.overdue(), self._now())  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.parts.runner.want_scans()  # every feature is configured now: ask rspamd's for our verdicts
         self._restore_pending()
         watcher_stop = asyncio.Event()
         watchers = [asyncio.create_task(w.run(watcher_stop)) for w in self.parts.unique_watchers]

@@ -38,7 +38,7 @@ def lines(*rows: tuple[float, str]) -> str:
 
 
 T0 = 1795514400.0  # 2026-11-24T10:00:00Z
-MID = "probe.abc@example.test"
+MID = "mp.default.abc.mac@example.test"  # a probe's Message-ID shape (probes/message.py)
 
 # submission host "mail" -> MX "mx" -> content filter, re-injected on mx -> LMTP
 SUBMIT_PATH = lines(
@@ -396,17 +396,32 @@ def test_signed_and_scanned_come_from_rspamd_through_its_capability() -> None:
     (fmt,) = rspamd.formats(RspamdConfig())
     rspamd.configure(RspamdConfig(), Context(lock, "/nonexistent", caps))
     assert caps.get(MESSAGE_SCANS) is rspamd.scans
+    Correlator(CorrelationConfig(), caps).want_scans()  # what the probe service does when it starts
     verdict = ("2026-11-24 10:00:{s} #1(normal) <a1b2c3>; task; rspamd_task_write_log: id: <" + MID + ">, qid: <{qid}>,"
                " ip: 127.0.0.1, from: <probe@example.test>, (default: F (no action): [{score}/15.00] [{symbols}]),"
                " len: 483, time: 74.317ms, dns req: 6")  # fmt: skip
+    other = verdict.replace(MID, "someone.else@example.test")
     LinePipeline(SourceStats("r"), [fmt], lock).feed([
         verdict.format(s="00", qid="AAAA1", score="-0.10", symbols="ARC_NA(0.00){},DKIM_SIGNED(0.00){example.test:s=lab;}"),
         verdict.format(s="01", qid="BBBB1", score="-1.00", symbols="DKIM_ALLOW(-0.20){example.test:+;},R_SPF_ALLOW(-0.20){+ip4:127.0.0.2;}"),
+        other.format(s="01", qid="CCCC9", score="1.00", symbols="DKIM_SIGNED(0.00){example.test:s=lab;}"),
     ])  # fmt: skip
     result = delivered("submission-587", "AAAA1", T0 + 0.45, 2.3)
     clock = FakeClock()
     asyncio.run(Correlator(CorrelationConfig(), caps, sleep=clock.sleep, clock=clock).correlate(result, SUBMIT_ROUTE))
     assert result.timeline is not None
     rspamd_events = [(e.host, e.queue_id, e.what, e.detail) for e in result.timeline.events if "rspamd" in e.detail]
+    assert rspamd.scans.scans("someone.else@example.test") == []  # not a probe's: not recorded
     assert rspamd_events == [("mail", "AAAA1", "signed", "rspamd no_action, score -0.1, d=example.test"),
                              ("mx", "BBBB1", "scanned", "rspamd no_action, score -1")]  # fmt: skip
+
+
+def test_waits_for_the_entry_hosts_lines_when_a_later_hosts_log_was_read_first() -> None:
+    """The MX's lines (to the final delivery) are in, the submission host's not yet: that is no timeline yet;
+    the correlator waits (bounded) and, when they never come, builds what it has and says it is incomplete."""
+    mx_only = "\n".join(line for line in SUBMIT_PATH.splitlines() if " mx " in line)
+    result = delivered("submission-587", "AAAA1", T0 + 0.45, 2.3)
+    clock = correlate(tracking_of(mx_only), result, SUBMIT_ROUTE, CorrelationConfig(wait=2.0))
+    assert clock.now >= 2.0  # it waited for the entry host's lines
+    assert result.timeline is not None
+    assert result.timeline.uncorrelated == "incomplete"
