@@ -101,11 +101,17 @@ class Correlator:
         return self._set(result, timeline)
 
     def want_scans(self) -> None:
-        """Ask the rspamd feature (if it is there) to keep the verdicts of probe messages. Call once the
-        features are configured (a service's start, or ``mailpulse probe`` once its logs are followed)."""
-        index = self.capabilities.get(MESSAGE_SCANS) if self.capabilities is not None else None
-        if index is not None and self.config.enabled:
+        """Ask the log features (if they are there) for what the timelines use beyond the tracker's steps:
+        rspamd's verdicts of probe messages, Postfix's ``delays=``. Call once the features are configured (a
+        service's start, or ``mailpulse probe`` once its logs are followed)."""
+        if not self.config.enabled or self.capabilities is None:
+            return
+        index = self.capabilities.get(MESSAGE_SCANS)
+        if index is not None:
             index.want(MESSAGE_ID_PREFIX)
+        tracking = self.capabilities.get(MESSAGE_TRACKING)
+        if tracking is not None:
+            tracking.want_delays()
 
     def _scans(self, message_id: str | None) -> list[Scan]:
         index = self.capabilities.get(MESSAGE_SCANS) if self.capabilities is not None else None

@@ -221,6 +221,7 @@ def _log_fields(r: ProbeResult) -> dict[str, Any]:
         if r.timeline.hops:
             out["hops"] = [{"hop": h.hop, "host": h.host, "seconds": round(h.seconds, 3)} for h in r.timeline.hops]
             out["hop_sum_seconds"] = round(r.timeline.hop_sum, 3)
+            out["hops_from"] = "postfix_delays" if r.timeline.precise else "log_stamps"
         if r.timeline.log_offset is not None:
             out["log_offset_seconds"] = round(r.timeline.log_offset, 3)
         if r.timeline.uncorrelated:

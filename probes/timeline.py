@@ -102,6 +102,7 @@ class Timeline:
     uncorrelated: str | None = None  # one of UNCORRELATED
     complete: bool = False  # the final delivery is in the logs
     log_offset: float | None = None  # the entry host's first line minus the route's acceptance
+    precise: bool = False  # hops from Postfix's delays= (10 ms), not from the whole-second log stamps
 
     @property
     def hop_sum(self) -> float:
@@ -118,6 +119,7 @@ class Timeline:
             out["uncorrelated"] = self.uncorrelated
         if self.log_offset is not None:
             out["log_offset_seconds"] = round(self.log_offset, 3)
+        out["hops_from"] = "postfix_delays" if self.precise else "log_stamps"
         return out
 
 
@@ -247,6 +249,10 @@ def build(journey: Journey, *, accepted_at: float | None, arrived_at: float | No
             last = cut
     final = _final(path[-1])
     tl.complete = final is not None and final.status == "sent"
+    if tl.complete and arrived_at is not None and accepted_at is not None and final is not None and all(
+            f.delays is not None for f in path):  # fmt: skip
+        _precise_hops(tl, path, host_roles, accepted_at, arrived_at, final.provider)
+        return tl
     ends = [b[2] for b in bounds[1:]]
     if final is not None:
         end = max(last, final.ts)
@@ -267,6 +273,34 @@ def build(journey: Journey, *, accepted_at: float | None, arrived_at: float | No
         # our last host delivered it: the mailbox (or the remote provider) did not show it in time
         tl.held = Held(path[-1].host, path[-1].queue_id, "delivered", "none", final.provider)
     return tl
+
+
+def _precise_hops(tl: Timeline, path: list[QueueFile], host_roles: list[str], accepted_at: float, arrived_at: float,
+                  provider: str) -> None:  # fmt: skip
+    """Hops from Postfix's own ``delays=a/b/c/d`` (10 ms) of each queue file's hand-off or final delivery: a
+    queue file's hop is ``b + c + d``, its time from being queued (received, cleaned up, picked up by qmgr)
+    to having handed the message on; its reception ``a`` overlaps the previous file's transmission (or, for
+    the first, lies before the route's 250). A content filter's parent splits into ``b`` (its queue) and
+    ``c + d`` (connection, scan and re-injection: the filter answers after re-injecting). The arrival hop
+    is the rest of the measured latency, so the hops still add up to it (or exceed it slightly: ``delays``
+    are rounded up)."""
+    tl.hops = []
+    t = accepted_at
+    for i, f in enumerate(path):
+        assert f.delays is not None
+        _, b, c, d = f.delays
+        hop = "delivery" if i + 1 == len(path) else ROLE_HOPS.get(host_roles[i], "relay")
+        nxt = path[i + 1] if i + 1 < len(path) else None
+        handoff = _handoff(f)
+        parts = [(hop, b + c + d)]
+        if nxt is not None and nxt.host == f.host and (handoff is None or handoff.service != "local"):
+            parts = [(hop, b), ("content_filter", c + d)]
+        for name, seconds in parts:
+            tl.hops.append(Hop(name, f.host, t, seconds))
+            t += seconds
+    tail = "imap_seen" if provider == "local" else "remote"
+    tl.hops.append(Hop(tail, "", t, max(0.0, arrived_at - t)))
+    tl.precise = True
 
 
 def held(path: list[QueueFile]) -> Held | None:

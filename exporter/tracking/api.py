@@ -15,19 +15,24 @@ from typing import TYPE_CHECKING
 
 from mailpulse.exporter.capabilities import Capability
 from mailpulse.exporter.tracking.record import HANDOFF, NOTICE, Step
+from mailpulse.parsers.postfix import events as ev
 from mailpulse.parsers.postfix.providers import PROVIDERS
 from mailpulse.parsers.postfix.vocab import DELIVERY_REASONS
 
 if TYPE_CHECKING:
     from mailpulse.exporter.tracking.record import Msg
-    from mailpulse.exporter.tracking.tracker import Tracker
+    from mailpulse.exporter.tracking.tracker import HostSource, Tracker
 
-__all__ = ["DELIVERY_REASONS", "MESSAGE_TRACKING", "PROVIDERS", "Journey", "MessageTracking", "QueueFile", "Step"]
+__all__ = [
+    "DELIVERY_REASONS", "MESSAGE_TRACKING", "PROVIDERS", "DelayIndex", "Journey", "MessageTracking", "QueueFile",
+    "Step",
+]  # fmt: skip
 
 #: The capability the Postfix-logs feature provides while message tracking is on.
 MESSAGE_TRACKING: Capability[MessageTracking] = Capability("postfix.message_tracking")
 MAX_FILES = 32  # queue files returned for one journey (a probe crosses five at most in the lab)
 MAX_SEGMENTS = 8  # unlinked hand-offs followed
+MAX_DELAYS = 20_000  # queue files whose delays= are kept
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,9 @@ class QueueFile:
     parent: tuple[str, str] | None  # (host, queue ID)
     children: tuple[tuple[str, str, str], ...]  # (host, queue ID, kind: handoff | notice)
     steps: tuple[Step, ...]  # in time order
+    #: Postfix's ``delays=a/b/c/d`` of its hand-off or final delivery (before the queue manager, in it,
+    #: connection setup, transmission; 10 ms precision), when :meth:`DelayIndex.want` was asked; else None
+    delays: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,12 +72,44 @@ class Journey:
         return any(f.queue_id == queue_id for f in self.files)
 
 
+class DelayIndex:
+    """Postfix's ``delays=`` of the sent deliveries (hand-offs and final ones) by (host, queue ID): the log
+    stamps have whole seconds, the delays 10 ms. Recorded only once a reader asked (:meth:`want`): a
+    ``postfix`` format handler, so until then one attribute test per delivery line is all it costs.
+    Bounded: the latest :data:`MAX_DELAYS` queue files."""
+
+    def __init__(self) -> None:
+        self.wanted = False
+        self.source: HostSource | None = None  # the parser: the host of the line it parsed last
+        self._delays: dict[tuple[str, str], tuple[float, float, float, float]] = {}
+
+    def want(self) -> None:
+        self.wanted = True
+
+    def record(self, e: ev.Delivery) -> None:
+        if not self.wanted or e.status != "sent" or e.delays is None or self.source is None:
+            return
+        d = self._delays
+        if len(d) >= MAX_DELAYS:
+            del d[next(iter(d))]
+        d[(self.source.host, e.queue_id)] = e.delays
+
+    def get(self, host: str, queue_id: str) -> tuple[float, float, float, float] | None:
+        return self._delays.get((host, queue_id))
+
+
 class MessageTracking:
     """Queries on the live tracker, each under the shared lock."""
 
-    def __init__(self, tracker: Tracker, lock: threading.Lock) -> None:
+    def __init__(self, tracker: Tracker, lock: threading.Lock, delays: DelayIndex | None = None) -> None:
         self._tracker = tracker
         self._lock = lock
+        self._delays = delays
+
+    def want_delays(self) -> None:
+        """Ask for Postfix's ``delays=`` on the queue files (:attr:`QueueFile.delays`) from now on."""
+        if self._delays is not None:
+            self._delays.want()
 
     def journey(self, queue_id: str | None = None, message_id: str | None = None, host: str = "",
                 since: float | None = None) -> Journey | None:  # fmt: skip
@@ -157,7 +197,8 @@ class MessageTracking:
         files = []
         for m in records[:MAX_FILES]:
             v = t.view(m)
+            delays = self._delays.get(v.host, v.queue_id) if self._delays is not None else None
             files.append(QueueFile(v.host, v.queue_id, v.message_id, v.parent, v.children,
-                                   tuple(by_file.get((v.host, v.queue_id), ()))))  # fmt: skip
+                                   tuple(by_file.get((v.host, v.queue_id), ())), delays))  # fmt: skip
         view = t.view(root)
         return Journey(tuple(files), view.finished, view.outcome, tuple((h.host, h.qid) for h in heads))

@@ -425,3 +425,33 @@ def test_waits_for_the_entry_hosts_lines_when_a_later_hosts_log_was_read_first()
     assert clock.now >= 2.0  # it waited for the entry host's lines
     assert result.timeline is not None
     assert result.timeline.uncorrelated == "incomplete"
+
+
+def test_hops_from_postfix_delays_when_asked() -> None:
+    """With the delays index asked for (the probe service does at its start), hops come from each queue file's
+    delays=a/b/c/d (10 ms): b+c+d per file, a filter's parent split into b and c+d; arrival is the rest."""
+    feature, pipeline = make()
+    feature.delays.want()
+    feed(feature, pipeline, SUBMIT_PATH, flush=False)
+    tracking = MessageTracking(feature.tracking.tracker, threading.Lock(), feature.delays)
+    result = delivered("submission-587", "AAAA1", T0 + 0.45, 2.3)
+    correlate(tracking, result, SUBMIT_ROUTE)
+    tl = result.timeline
+    assert tl is not None
+    assert tl.precise
+    got = [(h.hop, h.host, round(h.seconds, 3)) for h in tl.hops]
+    assert got == [
+        ("submit_queue", "mail", 0.4),  # delays=0.2/0/0.2/0.2: b + c + d
+        ("mx_queue", "mx", 0.0),  # delays=0.3/0/0.1/0.5: b
+        ("content_filter", "mx", 0.6),  # c + d
+        ("delivery", "mx", 0.6),  # delays=0/0.1/0.1/0.4
+        ("imap_seen", "", 0.7),  # the rest of the measured 2.3 s
+    ]
+    assert tl.hop_sum == pytest.approx(2.3)
+    assert tl.as_json()["hops_from"] == "postfix_delays"
+
+
+def test_delays_are_not_recorded_until_asked() -> None:
+    feature, pipeline = make()
+    feed(feature, pipeline, SUBMIT_PATH, flush=False)
+    assert feature.delays.get("mail", "AAAA1") is None
