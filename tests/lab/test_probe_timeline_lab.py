@@ -114,9 +114,10 @@ def test_every_route_has_its_hop_timeline_and_the_lost_probe_says_where(lab: str
         figures.append((name, run["latency_seconds"], run["hop_sum_seconds"], diff, run["log_offset_seconds"],
                         " ".join(f"{h['hop']}={h['seconds']:.2f}" for h in run["hops"])))  # fmt: skip
         assert abs(diff) <= 1.0, (name, run)
-        # the independent part: the hops Postfix's delays= give never exceed the latency we measured
+        # the independent part: the hops Postfix's delays= give do not exceed the latency we measured (by more
+        # than a little: qmgr can take the message before the route's 250 reaches the prober; delays round up)
         postfix_part = sum(h["seconds"] for h in run["hops"][:-1])
-        assert postfix_part <= run["latency_seconds"] + 0.05, (name, run)
+        assert postfix_part <= run["latency_seconds"] + 0.1, (name, run)
         # the entry host's first log line is within a second or two of the route's 250 (whole-second stamps)
         assert -2.0 <= run["log_offset_seconds"] <= 1.0, run
         for hop in {h[0] for h in hops}:
