@@ -22,7 +22,7 @@ from mailpulse.exporter.scanindex import MESSAGE_SCANS, Scan
 from mailpulse.exporter.tracking.api import MESSAGE_TRACKING, Journey, MessageTracking
 from mailpulse.probes.config import CorrelationConfig, RouteConfig
 from mailpulse.probes.outcome import ProbeResult
-from mailpulse.probes.timeline import Timeline, _final, build, chain
+from mailpulse.probes.timeline import Timeline, build, chain, final_delivery
 
 MESSAGE_ID_PREFIX = "mp."  # every probe's Message-ID: <mp.LOCATION.TOKEN.MAC@domain> (probes/message.py)
 POLL = 0.25  # seconds between looks at the tracker
@@ -45,7 +45,7 @@ def arrival(result: ProbeResult) -> float | None:
 
 
 def _delivered_in_logs(journey: Journey) -> bool:
-    final = _final(chain(journey)[-1])
+    final = final_delivery(chain(journey)[-1])
     return final is not None and final.status == "sent"
 
 

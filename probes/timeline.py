@@ -151,7 +151,7 @@ def _entered(f: QueueFile) -> float | None:
     return next((s.ts for s in f.steps if s.step in _ENTRY_STEPS), f.steps[0].ts if f.steps else None)
 
 
-def _final(f: QueueFile) -> Step | None:
+def final_delivery(f: QueueFile) -> Step | None:
     return next((s for s in f.steps if s.step == "delivery" and s.status in FINAL), None)
 
 
@@ -173,7 +173,7 @@ def roles(path: list[QueueFile], configured: Mapping[str, str], entry_role: str)
             elif f.host == path[i - 1].host:
                 role = out[-1]
             else:
-                final = _final(f)
+                final = final_delivery(f)
                 filters = i + 1 < len(path) and path[i + 1].host == f.host
                 if filters or (final is not None and final.provider == "local") or i + 1 == len(path):
                     role = "mx"
@@ -247,7 +247,7 @@ def build(journey: Journey, *, accepted_at: float | None, arrived_at: float | No
             cut = min(max(picked[-1] if picked else begin, begin), max(begin, _entered(nxt) or begin))
             bounds.append(("content_filter", f.host, cut))
             last = cut
-    final = _final(path[-1])
+    final = final_delivery(path[-1])
     tl.complete = final is not None and final.status == "sent"
     if tl.complete and arrived_at is not None and accepted_at is not None and final is not None and all(
             f.delays is not None for f in path):  # fmt: skip
@@ -310,7 +310,7 @@ def held(path: list[QueueFile]) -> Held | None:
         if _handoff(f) is not None:
             return None  # it left our hosts' logs from here on (an unlinked hop): nothing held
         attempts = [s for s in f.steps if s.step in ("delivery", "reply", "expired")]
-        final = _final(f)
+        final = final_delivery(f)
         if final is not None and final.status == "sent":
             return None
         if not attempts:
