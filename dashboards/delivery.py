@@ -154,6 +154,36 @@ LATENCY: list[Panel | Row] = [
         (_quantile(0.9, "mailpulse_probe_send_duration_seconds"),),
         interval=PROBE_INTERVAL,
     ),
+    Panel(
+        "Where the time goes: p90 per hop",
+        "p90 of mailpulse_probe_hop_seconds per probe and hop (submit_queue, relay, mx_queue, content_filter, "
+        "srs, delivery, imap_seen, remote), from the probe's message followed through the tailed Postfix logs: "
+        "which host or stage a slow delivery spent its time in. Empty without tracked Postfix logs.",
+        "s",
+        (
+            Target(
+                f"histogram_quantile(0.9, sum by (probe, location, hop, le) "
+                f"(rate(mailpulse_probe_hop_seconds_bucket{PSEL}[{RI}])))",
+                "{{probe}} {{hop}}",
+            ),
+        ),
+        interval=PROBE_INTERVAL,
+    ),
+    Panel(
+        "Lost probes: where they were held",
+        "increase of mailpulse_probe_held_total: lost runs by the log host that held the message at the "
+        "deadline, the status of its last attempt there and the log's reason class (blocklisted, "
+        "connection_refused, ...).",
+        "short",
+        (
+            Target(
+                f"sum by (probe, host, status, reason) (increase(mailpulse_probe_held_total{PSEL}[{RI}])) > 0",
+                "{{probe}}: {{status}} at {{host}}: {{reason}}",
+            ),
+        ),
+        bars=True,
+        interval=PROBE_INTERVAL,
+    ),
 ]
 
 LOST_SEL = psel('stage="deliver"', 'reason="lost"')

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from mailpulse.exporter import __version__
+from mailpulse.exporter.capabilities import Capabilities
 from mailpulse.exporter.config import Config, SourceConfig, load_config
 from mailpulse.exporter.configtools import ConfigError
 from mailpulse.exporter.feature import AnyFeature, Context, Service, check_names
@@ -35,6 +36,27 @@ from mailpulse.exporter.statuspage import render
 log = structlog.get_logger(__name__)
 
 
+def make_source(src: SourceConfig, formats: dict[str, Format], config: Config, sources: SourcesAggregator,
+                lock: threading.Lock) -> Service:  # fmt: skip
+    """The service that reads one configured source into its formats' handlers (positions in state_dir)."""
+    stats = sources.stats(src.name)
+    pipeline = LinePipeline(stats, [formats[f] for f in src.formats], lock, config.debug_unparsed)
+    state = os.path.join(config.state_dir, "offsets", src.name)
+    if src.type == "file":
+        return FileSource(
+            stats, src.path, state + ".offset", pipeline.feed,
+            start_at_end=src.start_at == "end",
+            rotated_patterns=[*DEFAULT_ROTATED_PATTERNS, *src.rotated_patterns],
+            poll_interval=src.poll_interval,
+        )  # fmt: skip
+    return JournalSource(
+        stats, state + ".cursor", pipeline.feed_fields,
+        units=src.units, matches=src.matches, journal_files=src.journal_files,
+        journal_directory=src.journal_directory, journalctl=src.journalctl,
+        start_at_end=src.start_at == "end",
+    )  # fmt: skip
+
+
 class App:
     """The daemon: the kernel's settings (sources, HTTP) plus whatever the features contribute."""
 
@@ -43,6 +65,7 @@ class App:
         self.config = config
         self.features = tuple(features)
         self.lock = threading.Lock()
+        self.capabilities = Capabilities()  # what features provide to each other, rebuilt on every load
         self.self_metrics = SelfMetrics(__version__)
         self.sources = SourcesAggregator()
         self.collector = MailpulseCollector(self.lock, self.self_metrics)
@@ -57,7 +80,8 @@ class App:
     # -- wiring ------------------------------------------------------------------------------------------
     def _build(self, config: Config) -> list[Service]:
         os.makedirs(os.path.join(config.state_dir, "offsets"), exist_ok=True)
-        context = Context(self.lock, config.state_dir)
+        self.capabilities.clear()
+        context = Context(self.lock, config.state_dir, self.capabilities)
         formats: dict[str, Format] = {}
         services: list[Service] = []
         parts: list[Part] = []
@@ -78,22 +102,7 @@ class App:
         return services
 
     def _source(self, src: SourceConfig, formats: dict[str, Format], config: Config) -> Service:
-        stats = self.sources.stats(src.name)
-        pipeline = LinePipeline(stats, [formats[f] for f in src.formats], self.lock, config.debug_unparsed)
-        state = os.path.join(config.state_dir, "offsets", src.name)
-        if src.type == "file":
-            return FileSource(
-                stats, src.path, state + ".offset", pipeline.feed,
-                start_at_end=src.start_at == "end",
-                rotated_patterns=[*DEFAULT_ROTATED_PATTERNS, *src.rotated_patterns],
-                poll_interval=src.poll_interval,
-            )  # fmt: skip
-        return JournalSource(
-            stats, state + ".cursor", pipeline.feed_fields,
-            units=src.units, matches=src.matches, journal_files=src.journal_files,
-            journal_directory=src.journal_directory, journalctl=src.journalctl,
-            start_at_end=src.start_at == "end",
-        )  # fmt: skip
+        return make_source(src, formats, config, self.sources, self.lock)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """ok, or degraded with what is wrong: a source that cannot be read (``s.up``, which also covers

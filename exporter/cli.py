@@ -18,6 +18,9 @@ from mailpulse.exporter.configtools import ConfigError, Secret
 from mailpulse.exporter.feature import AnyFeature, CommandIO, CommandRunner
 
 if TYPE_CHECKING:  # the config loader (and PyYAML) load only for commands that read a config
+    from contextlib import AbstractAsyncContextManager
+
+    from mailpulse.exporter.capabilities import Capabilities
     from mailpulse.exporter.config import Config
 
 EX_CONFIG = 78
@@ -107,7 +110,8 @@ def main(
     err = err or sys.stderr
     parser, runners = build_parser(features)
     args = parser.parse_args(argv)
-    io = CommandIO(out, err, lambda path: _load(path, features, err))
+    io = CommandIO(out, err, lambda path: _load(path, features, err),
+                   lambda config, skip: _follow(config, features, skip))  # fmt: skip
     if args.command == "check-config":
         return _check_config(args, features, io)
     if args.command == "scan":
@@ -115,6 +119,12 @@ def main(
     if args.command == "run":
         return _run(args.config, features, io)
     return runners[args.command](args, io)
+
+
+def _follow(config: Config, features: Sequence[AnyFeature], skip: str) -> AbstractAsyncContextManager[Capabilities]:
+    from mailpulse.exporter.follow import follow_logs  # noqa: PLC0415
+
+    return follow_logs(config, features, skip=skip)
 
 
 def _load(path: str, features: Sequence[AnyFeature], err: TextIO) -> Config | None:

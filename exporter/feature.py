@@ -25,10 +25,12 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
 
+from mailpulse.exporter.capabilities import Capabilities
 from mailpulse.exporter.configtools import Node
 from mailpulse.exporter.metrics.collector import Part
 from mailpulse.exporter.metrics.family import Family, LabelSets
@@ -75,10 +77,13 @@ class Health:
 @dataclass(frozen=True)
 class Context:
     """What the kernel gives a feature when it (re)builds: the shared lock every part's numbers are
-    read and written under (scrapes read under it too), and the state directory."""
+    read and written under (scrapes read under it too), the state directory, and the capabilities the
+    features provide to each other (:mod:`exporter.capabilities`: provide yours in ``configure``, look
+    others' up when you need them, never keep them past the next ``configure``)."""
 
     lock: threading.Lock
     state_dir: str
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
 
 class Summary(Protocol):
@@ -93,12 +98,15 @@ class Summary(Protocol):
 
 @dataclass(frozen=True)
 class CommandIO:
-    """What a CLI command gets besides its arguments: the streams, and the config loader (which prints
-    the problems of a bad file and returns None)."""
+    """What a CLI command gets besides its arguments: the streams, the config loader (which prints the
+    problems of a bad file and returns None) and ``follow``: ``async with io.follow(config, feature.name) as
+    capabilities`` follows the config's logs from their end with the log features, for the time of the
+    block, and yields the capabilities they provide (:mod:`exporter.follow`)."""
 
     out: TextIO
     err: TextIO
     load: Callable[[str], Config | None]
+    follow: Callable[[Config, str], AbstractAsyncContextManager[Capabilities]] | None = None
 
 
 CommandRunner = Callable[[argparse.Namespace, CommandIO], int]

@@ -12,18 +12,22 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TextIO
 
+from mailpulse.exporter.capabilities import Capabilities
 from mailpulse.probes.config import ProbeConfig, ProbesConfig
 from mailpulse.probes.outcome import ProbeResult
 from mailpulse.probes.runner import log_result
 from mailpulse.probes.service import build_parts
 
 STOP_GRACE = 10.0  # time the watchers get to finish a cleanup in progress
+FOLLOW_START = 0.5
 
 
 def run_probes_once(probes_config: ProbesConfig | None, only: Sequence[str], *, out: TextIO,
-                    timeout: float | None) -> int:  # fmt: skip
+                    timeout: float | None,
+                    follow: AbstractAsyncContextManager[Capabilities] | None = None) -> int:  # fmt: skip
     if probes_config is None or not probes_config.probes:
         out.write(json.dumps({"error": "no probes configured"}) + "\n")
         return 2
@@ -34,12 +38,23 @@ def run_probes_once(probes_config: ProbesConfig | None, only: Sequence[str], *, 
                               "known": sorted(known)}) + "\n")  # fmt: skip
         return 2
     selected = [known[n] for n in dict.fromkeys(only)] if only else list(probes_config.probes)
-    results = asyncio.run(_run(probes_config, selected, out, timeout))
+    results = asyncio.run(_followed(probes_config, selected, out, timeout, follow))
     return 0 if results and all(r.delivered for r in results) else 1
 
 
-async def _run(config: Any, probes: list[ProbeConfig], out: TextIO, timeout: float | None) -> list[ProbeResult]:
-    parts = build_parts(config, targets={p.target for p in probes})
+async def _followed(config: Any, probes: list[ProbeConfig], out: TextIO, timeout: float | None,
+                    follow: AbstractAsyncContextManager[Capabilities] | None) -> list[ProbeResult]:  # fmt: skip
+    if follow is None:
+        return await _run(config, probes, out, timeout, None)
+    async with follow as capabilities:
+        await asyncio.sleep(FOLLOW_START)  # the sources' first poll: they start at the logs' current end
+        return await _run(config, probes, out, timeout, capabilities)
+
+
+async def _run(config: Any, probes: list[ProbeConfig], out: TextIO, timeout: float | None,
+               capabilities: Capabilities | None) -> list[ProbeResult]:  # fmt: skip
+    parts = build_parts(config, targets={p.target for p in probes}, capabilities=capabilities)
+    parts.runner.want_scans()
     stop = asyncio.Event()
     watchers = [asyncio.create_task(w.run(stop)) for w in parts.unique_watchers]
     tasks: dict[asyncio.Task[ProbeResult], ProbeConfig] = {asyncio.create_task(parts.runner.run(p)): p for p in probes}

@@ -55,6 +55,16 @@ KEY_DOCS: dict[str, str] = {
     "probe starts 1 s after the start.",
     "probes.sweep_interval": "How often the mailboxes are swept of our stale probes, those older than the late "
     "window ([cleanup](probes.md#cleanup)).",
+    "probes.correlation": "Hop timelines: when mailpulse also tails the Postfix logs of the hosts a probe passes "
+    "(message tracking on), each run gets its message's timeline from the tracker, per-hop latencies and, for a lost "
+    "or late run, where it was held and why ([probes.md](probes.md#hop-timelines)).",
+    "probes.correlation.enabled": "Build timelines (default true; nothing happens without tracked Postfix logs).",
+    "probes.correlation.wait": "How long a finished run waits at most for the log tail to show its message's "
+    "lines (at most 120s); the run's outcome is recorded after it.",
+    "probes.correlation.hosts": "Log host name → role (`submit`, `relay`, `mx`, `srs`), naming the hops of the "
+    "hosts listed; hosts not listed get a role from where they sit in the journey.",
+    "probes.correlation.max_hosts": "Distinct log host names the `host` label of "
+    "`mailpulse_probe_held_total` takes (hosts in `hosts` first); later ones are `other`.",
     "probes.routes": "How probes are sent: one SMTP server and login each.",
     "probes.routes[].name": "Unique; the `route` label.",
     "probes.routes[].host": "The SMTP server.",
@@ -237,6 +247,19 @@ EXPECT_KEYS = ("dkim", "spf", "dmarc", "spf_domain")
 
 
 @dataclass(frozen=True)
+class CorrelationConfig:
+    """``probes.correlation``: hop timelines from the message tracker (when the daemon tails the logs)."""
+
+    enabled: bool = True
+    wait: float = 10.0  # how long a finished run waits for the log tail to show its message's lines
+    hosts: tuple[tuple[str, str], ...] = ()  # log host name -> role (submit, relay, mx, srs)
+    max_hosts: int = 10  # distinct log host names the held family labels; the rest are "other"
+
+
+CORRELATION_ROLES = ("submit", "relay", "mx", "srs")
+
+
+@dataclass(frozen=True)
 class DnsConfig:
     nameservers: tuple[str, ...] = ()  # empty: the system resolver (/etc/resolv.conf)
     port: int = 53
@@ -254,6 +277,7 @@ class ProbesConfig:
     state_file: str | None = None  # set by the service from state_dir
     location: str = DEFAULT_LOCATION
     start_jitter: float = DEFAULT_START_JITTER
+    correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
 
     def route(self, name: str) -> RouteConfig:
         return next(r for r in self.routes if r.name == name)
@@ -283,8 +307,28 @@ def parse_probes(node: Node, environ: Mapping[str, str] | None = None) -> Probes
                        ("probes", [p.name for p in probes])):  # fmt: skip
         _unique(node, key, names)
     _cross_check(node, routes, targets, probes)
+    correlation = _correlation(node.child("correlation"))
     return ProbesConfig(secret, dns, tuple(routes), tuple(targets), tuple(probes), sweep, location=location,
-                        start_jitter=start_jitter)  # fmt: skip
+                        start_jitter=start_jitter, correlation=correlation)  # fmt: skip
+
+
+def _correlation(node: Node) -> CorrelationConfig:
+    enabled = node.boolean("enabled", True)
+    wait = node.duration("wait", 10.0)
+    if wait > 120:
+        node.problem(f"at most 120s (got {wait:g}s): a run's outcome waits this long", "wait")
+    hosts = node.str_map("hosts")
+    for host, role in hosts.items():
+        if role not in CORRELATION_ROLES:
+            node.problem(f"host {host!r}: role must be one of {', '.join(CORRELATION_ROLES)} (got {role!r})", "hosts")
+        if not LABEL_HOST_RE.fullmatch(host):
+            node.problem(f"host {host[:40]!r} is not a log host name (letters, digits, '.', '-', '_')", "hosts")
+    max_hosts = node.integer("max_hosts", 10, minimum=1, maximum=100)
+    node.finish()
+    return CorrelationConfig(enabled, min(wait, 120.0), tuple(hosts.items()), max_hosts)
+
+
+LABEL_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 def _location(node: Node, environ: Mapping[str, str]) -> str:

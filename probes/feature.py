@@ -68,7 +68,7 @@ class Probes(Feature[ProbesConfig | None]):
         from mailpulse.probes.service import ProbeService  # noqa: PLC0415
 
         service = ProbeService(config, context.lock, os.path.join(context.state_dir, "probes.json"), self._metrics,
-                               self._history)  # fmt: skip
+                               self._history, capabilities=context.capabilities)  # fmt: skip
         self._metrics = service.metrics
         return service
 
@@ -105,4 +105,8 @@ class Probes(Feature[ProbesConfig | None]):
         configure_logging(config.log.level, config.log.format)
         # every `mailpulse probe` runs each probe once (`--once` is accepted, not required): the daemon is
         # what schedules probes, and a foreground scheduler without /metrics would duplicate it
-        return run_probes_once(config.section(self), args.probe, out=io.out, timeout=args.timeout)
+        # with the Postfix logs in the config, follow them while the probes run: each run gets its timeline
+        follow = None
+        if io.follow is not None and config.sources:
+            follow = io.follow(config, self.name)
+        return run_probes_once(config.section(self), args.probe, out=io.out, timeout=args.timeout, follow=follow)

@@ -22,11 +22,13 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from mailpulse.exporter.metrics.family import Family, Kind, Labels, enum, label_sets, named
-from mailpulse.exporter.metrics.store import Store, inc
+from mailpulse.exporter.metrics.family import Family, Kind, Labels, bounded, enum, label_sets, named
+from mailpulse.exporter.metrics.store import CappedLabels, Store, inc
+from mailpulse.exporter.tracking.api import DELIVERY_REASONS
 from mailpulse.probes.config import PROVIDERS, TARGET_KINDS, ProbeConfig, ProbesConfig
 from mailpulse.probes.errors import RECEIVE_REASONS, STAGE_REASONS
 from mailpulse.probes.outcome import FOLDERS, ProbeResult
+from mailpulse.probes.timeline import HOPS, UNCORRELATED, Timeline
 from mailpulse.probes.verdicts import METHODS, RESULTS, SPAM_ENGINES
 
 LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0,
@@ -35,6 +37,9 @@ SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 TLS_VERSIONS = ("TLSv1.2", "TLSv1.3", "other")
 DKIM_OWN_RESULTS = ("pass", "fail", "none", "temperror", "permerror")
 CLEANUP_WHY = ("found", "late", "stale")
+HOP_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+HELD_STATUSES = ("deferred", "bounced", "expired", "queued", "delivered")
+HELD_REASONS = (*DELIVERY_REASONS, "none")
 P = ("probe", "location")
 
 INFO = Family(
@@ -162,9 +167,35 @@ DEADLINE = Family(
     "lost (its deadline).", Kind.GAUGE, P,
 )  # fmt: skip
 
+HOP = Family(
+    "mailpulse_probe_hop_seconds", "Per-hop latency of delivered probes, from the message tracker's timeline of "
+    "the probe's message (when mailpulse tails the Postfix logs of the hosts it passes): submit_queue (the "
+    "submission host, from the route's acceptance until the next host took it), relay, mx_queue (the MX's "
+    "queue, both sides of its content filter), content_filter (scan and re-injection), srs (the SRS "
+    "forwarder), delivery (the last queue file: to the mailbox or to a remote provider), imap_seen (from the "
+    "mailbox delivery to the IMAP arrival), remote (from the hand-off to another provider to the arrival). "
+    "One observation per hop a run passed (a hop passed twice is summed); the hops of a run add up to its "
+    "delivery latency.", Kind.HISTOGRAM, ("probe", "hop", "location"), buckets=HOP_BUCKETS,
+)  # fmt: skip
+UNCORRELATED_RUNS = Family(
+    "mailpulse_probe_uncorrelated_runs_total", "Probe runs (correlation on, the tracker available) whose "
+    "message could not be followed in the logs: no_queue_id (the route's reply named none), not_in_logs "
+    "(neither its queue ID nor its Message-ID was in the tracked logs within probes.correlation.wait), "
+    "incomplete (delivered, but its final delivery was not in the logs: a host's log is not tailed or a hop "
+    "not linked).", Kind.COUNTER, ("probe", "reason", "location"),
+)  # fmt: skip
+HELD = Family(
+    "mailpulse_probe_held_total", "Lost or late probe runs by where their message was held at the deadline: "
+    "the log host (capped, probes.correlation.max_hosts; the rest other), the status of its last attempt there "
+    "(deferred, bounced, expired, queued: no attempt logged, delivered: our last host delivered it, to the "
+    "mailbox or a remote provider, but it was not seen in time) and the log's reason class (the Postfix delivery "
+    "reasons; none when the log gave none).", Kind.COUNTER, ("probe", "host", "status", "reason", "location"),
+)  # fmt: skip
+
 FAMILIES = (INFO, INTERVAL, DEADLINE, RUNS, FAILURES, SUCCESS, LAST_RUN, LAST_SUCCESS, CONSECUTIVE, LATENCY,
             LAST_LATENCY, SEND_DURATION, LATE, PLACEMENTS, LAST_PLACEMENT, AUTH_RESULTS, LAST_AUTH, DKIM_OWN,
-            SPAM_SCORE, TLS_VERSION, SKIPPED, MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES)  # fmt: skip
+            SPAM_SCORE, TLS_VERSION, SKIPPED, MAILBOX_UP, MAILBOX_ERRORS, CLEANUP, CLEANUP_FAILURES, HOP,
+            UNCORRELATED_RUNS, HELD)  # fmt: skip
 
 LABEL_SETS = label_sets(
     FAMILIES,
@@ -187,6 +218,18 @@ LABEL_SETS = label_sets(
         (DKIM_OWN, "result"): enum(DKIM_OWN_RESULTS),
         (MAILBOX_ERRORS, "reason"): enum(RECEIVE_REASONS),
         (CLEANUP, "reason"): enum(CLEANUP_WHY),
+        (HOP, "hop"): enum(HOPS),
+        (UNCORRELATED_RUNS, "reason"): enum(UNCORRELATED),
+        (HELD, "host"): bounded(
+            100,
+            "log host names of the hosts a probe's message was held at: those in "
+            "probes.correlation.hosts, then the first others seen, at most "
+            "probes.correlation.max_hosts, the rest `other`",
+            "other",
+            cap_key="probes.correlation.max_hosts",
+        ),
+        (HELD, "status"): enum(HELD_STATUSES),
+        (HELD, "reason"): enum(HELD_REASONS),
     },
 )
 
@@ -207,8 +250,11 @@ class ProbeMetrics:
         self.counters = self.store.counts
         self.latency = self.store.hist(LATENCY)
         self.send = self.store.hist(SEND_DURATION)
+        self.hops = self.store.hist(HOP)
+        self.held_hosts = _held_hosts(config)
         self.mailboxes = tuple(mailboxes)
         self.location = config.location
+        self._correlation = config.correlation
         self._init(config.probes, config)
 
     def _init(self, probes: Sequence[ProbeConfig], config: ProbesConfig) -> None:
@@ -231,6 +277,9 @@ class ProbeMetrics:
                 c[fam].setdefault(labels, 0.0)
             self.latency.ensure(key)
             self.send.ensure(key)
+            zeros = [(UNCORRELATED_RUNS, (p.name, why)) for why in UNCORRELATED]
+            for fam, labels in zeros:
+                c[fam].setdefault(labels, 0.0)
         for name in self.mailboxes:
             zeros = [(MAILBOX_UP, (name,)), (CLEANUP_FAILURES, (name,))]
             zeros += [(CLEANUP, (name, why)) for why in CLEANUP_WHY]
@@ -251,9 +300,12 @@ class ProbeMetrics:
                 keep = set(self.mailboxes) if fam in MAILBOX_FAMILIES else probes
                 for labels in [k for k in store if k[0] not in keep]:
                     del store[labels]
-            for hists in (self.latency, self.send):
+            if config.correlation != self._correlation:
+                self.held_hosts = _held_hosts(config)  # a new config: the cap starts afresh
+            for hists in (self.latency, self.send, self.hops):
                 for labels in [k for k in hists if k[0] not in probes]:
                     del hists[labels]
+            self._correlation = config.correlation
             self._init(config.probes, config)
 
     # -- updates (take the lock) --------------------------------------------------------------------------
@@ -310,6 +362,26 @@ class ProbeMetrics:
         if r.spam_score is not None and r.spam_engine in SPAM_ENGINES:
             c[SPAM_SCORE][(r.probe, r.spam_engine or "")] = r.spam_score
 
+    def timeline(self, probe: str, timeline: Timeline | None, *, delivered: bool) -> None:
+        """A run's correlation: its hops (delivered runs), why it could not be followed, where it was held."""
+        if timeline is None:
+            return
+        with self.lock:
+            c = self.counters
+            if timeline.uncorrelated is not None:
+                _inc(c[UNCORRELATED_RUNS], (probe, timeline.uncorrelated))
+            if delivered and timeline.complete:
+                per_hop: dict[str, float] = {}
+                for hop in timeline.hops:
+                    per_hop[hop.hop] = per_hop.get(hop.hop, 0.0) + hop.seconds
+                for hop_name, secs in per_hop.items():
+                    self.hops.observe((probe, hop_name), secs)
+            held = timeline.held
+            if held is not None and not delivered:
+                reason = held.reason if held.reason in HELD_REASONS else "other"
+                status = held.status if held.status in HELD_STATUSES else "deferred"
+                _inc(c[HELD], (probe, self.held_hosts(held.host), status, reason))
+
     def late_arrival(self, result: ProbeResult) -> None:
         """A lost probe showed up within the late window: count it and its verdicts, not a run."""
         with self.lock:
@@ -364,11 +436,19 @@ class ProbeMetrics:
     def collect(self) -> Iterator[Metric]:
         loc = (self.location,)
         for fam in FAMILIES:
-            if fam is LATENCY or fam is SEND_DURATION:
-                hists = self.latency if fam is LATENCY else self.send
+            if fam is LATENCY or fam is SEND_DURATION or fam is HOP:
+                hists = self.latency if fam is LATENCY else self.send if fam is SEND_DURATION else self.hops
                 yield fam.from_histograms({k + loc: h for k, h in hists.snapshot().items()})
             else:
                 yield fam.from_values({k + loc: v for k, v in self.counters[fam].items()})
 
 
 _inc = inc
+
+
+def _held_hosts(config: ProbesConfig) -> CappedLabels:
+    """The held family's host label: the configured hosts first, then the first others seen, up to the cap."""
+    cap = CappedLabels(max(config.correlation.max_hosts, len(config.correlation.hosts)))
+    for host, _ in config.correlation.hosts:
+        cap(host)
+    return cap

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailpulse.probes.timeline import Timeline
 
 OUTCOMES = ("delivered", "delivered_late", "lost", "failed")
 FOLDERS = ("inbox", "junk", "other")
@@ -47,6 +50,8 @@ class ProbeResult:
     finished_at: float | None = None
     send_seconds: float | None = None
     watch_mode: str | None = None  # idle | poll | scan: how the arrival was noticed
+    held: str | None = None  # a lost or late run: where its message was held and the log's reason
+    timeline: Timeline | None = None  # from the message tracker, when the daemon tails the Postfix logs
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,7 +63,13 @@ class ProbeResult:
         return self
 
     def as_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        timeline, self.timeline = self.timeline, None  # asdict would copy it field by field
+        try:
+            out = asdict(self)
+        finally:
+            self.timeline = timeline
+        if timeline is not None:
+            out["timeline"] = timeline.as_json()
         extra = out.pop("extra")
         out.update(extra)
         for key in ("latency_seconds", "detection_delay_seconds", "send_seconds"):

@@ -30,6 +30,7 @@ import structlog
 
 from mailpulse.probes.autoreply import parse_report
 from mailpulse.probes.config import ProbeConfig, ProbesConfig, TargetConfig
+from mailpulse.probes.correlate import Correlator
 from mailpulse.probes.dkimcheck import DkimChecker
 from mailpulse.probes.errors import ProbeError
 from mailpulse.probes.mailbox import MailboxWatcher
@@ -52,7 +53,8 @@ def arrival_latency(found: Found, accepted_at: float) -> float:
 class ProbeRunner:
     def __init__(self, config: ProbesConfig, *, key: bytes, registry: Registry, watchers: dict[str, MailboxWatcher],
                  senders: dict[str, Sender], dkim: DkimChecker,
-                 on_late: Callable[[ProbeResult], None] | None = None) -> None:  # fmt: skip
+                 on_late: Callable[[ProbeResult], None] | None = None,
+                 correlator: Correlator | None = None) -> None:  # fmt: skip
         self.config = config
         self.key = key
         self.registry = registry
@@ -60,11 +62,30 @@ class ProbeRunner:
         self.senders = senders  # by route name
         self.dkim = dkim
         self.on_late = on_late
+        self.correlator = correlator
         self._late_tasks: set[asyncio.Task[None]] = set()
         self._signers = {r.name: DkimKey(r.dkim.domain, r.dkim.selector, r.dkim.key_file)
                          for r in config.routes if r.dkim is not None}  # fmt: skip
 
     async def run(self, probe: ProbeConfig) -> ProbeResult:
+        """One run, then its hop timeline from the logs (when the tracker is there; bounded by its wait)."""
+        result = await self._run(probe)
+        await self.correlate(result)
+        return result
+
+    def want_scans(self) -> None:
+        if self.correlator is not None:
+            self.correlator.want_scans()
+
+    async def correlate(self, result: ProbeResult) -> None:
+        if self.correlator is None:
+            return
+        try:
+            await self.correlator.correlate(result, self.config.route(result.route))
+        except Exception:  # a bug in the timeline must not cost the run its outcome
+            log.exception("probe correlation failed", probe=result.probe)
+
+    async def _run(self, probe: ProbeConfig) -> ProbeResult:
         route, target = self.config.route(probe.route), self.config.target(probe.target)
         result = ProbeResult(probe.name, route.name, target.name, started_at=time.time())
         watcher = self.watchers[target.name]
@@ -194,8 +215,18 @@ def _set_auth(result: ProbeResult, auth: dict[str, str]) -> None:
 
 def _log_fields(r: ProbeResult) -> dict[str, Any]:
     keys = ("probe", "outcome", "stage", "reason", "latency_seconds", "folder", "dkim", "spf", "dmarc", "dkim_own",
-            "spam_score", "queue_id", "message_id", "error")  # fmt: skip
-    return {k: v for k, v in r.as_json().items() if k in keys and v is not None}
+            "spam_score", "queue_id", "message_id", "error", "held")  # fmt: skip
+    out = {k: v for k, v in r.as_json().items() if k in keys and v is not None}
+    if r.timeline is not None:
+        if r.timeline.hops:
+            out["hops"] = [{"hop": h.hop, "host": h.host, "seconds": round(h.seconds, 3)} for h in r.timeline.hops]
+            out["hop_sum_seconds"] = round(r.timeline.hop_sum, 3)
+            out["hops_from"] = "postfix_delays" if r.timeline.precise else "log_stamps"
+        if r.timeline.log_offset is not None:
+            out["log_offset_seconds"] = round(r.timeline.log_offset, 3)
+        if r.timeline.uncorrelated:
+            out["uncorrelated"] = r.timeline.uncorrelated
+    return out
 
 
 def log_result(r: ProbeResult) -> None:

@@ -29,11 +29,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.core import Metric
 
+from mailpulse.exporter.capabilities import Capabilities
 from mailpulse.exporter.feature import Health
 from mailpulse.exporter.logsetup import register_secret
 from mailpulse.exporter.status import StatusSection
 from mailpulse.probes import state
 from mailpulse.probes.config import ProbeConfig, ProbesConfig, TargetConfig
+from mailpulse.probes.correlate import Correlator
 from mailpulse.probes.credentials import TokenSource
 from mailpulse.probes.dkimcheck import DkimChecker
 from mailpulse.probes.mailbox import MailboxWatcher
@@ -65,7 +67,7 @@ class Parts:
 
 
 def build_parts(config: ProbesConfig, lock: threading.Lock | None = None, targets: Iterable[str] | None = None,
-                metrics: ProbeMetrics | None = None) -> Parts:  # fmt: skip
+                metrics: ProbeMetrics | None = None, capabilities: Capabilities | None = None) -> Parts:  # fmt: skip
     assert config.secret is not None, "parse_probes requires the secret"
     key = config.secret.value.encode()
     # The CLI registers every config secret already; an embedding that builds the service directly
@@ -97,7 +99,8 @@ def build_parts(config: ProbesConfig, lock: threading.Lock | None = None, target
             watchers[target.name] = watcher
     senders = {r.name: Sender(r, TokenSource(r.oauth2) if r.oauth2 is not None else None) for r in config.routes}
     runner = ProbeRunner(config, key=key, registry=registry, watchers=watchers, senders=senders,
-                         dkim=DkimChecker(config.dns), on_late=metrics.late_arrival)  # fmt: skip
+                         dkim=DkimChecker(config.dns), on_late=metrics.late_arrival,
+                         correlator=Correlator(config.correlation, capabilities))  # fmt: skip
     registry.on_late = runner.late
     return Parts(config, metrics, registry, watchers, runner)
 
@@ -113,10 +116,11 @@ class ProbeService:
 
     def __init__(self, config: ProbesConfig, lock: threading.Lock, state_file: str | None,
                  metrics: ProbeMetrics | None = None, history: RunHistory | None = None,
-                 now: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:  # fmt: skip
+                 now: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 capabilities: Capabilities | None = None) -> None:  # fmt: skip
         self.config = config
         self.rng = rng or random.Random()  # noqa: S311 - spreading starts, not crypto
-        self.parts = build_parts(config, lock, metrics=metrics)
+        self.parts = build_parts(config, lock, metrics=metrics, capabilities=capabilities)
         self.metrics = self.parts.metrics
         self.history = history if history is not None else RunHistory()
         with self.metrics.lock:
@@ -181,6 +185,7 @@ class ProbeService:
                               self.overdue(), self._now())  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.parts.runner.want_scans()  # every feature is configured now: ask rspamd's for our verdicts
         self._restore_pending()
         watcher_stop = asyncio.Event()
         watchers = [asyncio.create_task(w.run(watcher_stop)) for w in self.parts.unique_watchers]
@@ -222,6 +227,7 @@ class ProbeService:
     def record(self, result: ProbeResult) -> None:
         log_result(result)
         self.metrics.record(result)
+        self.metrics.timeline(result.probe, result.timeline, delivered=result.delivered)
         with self.metrics.lock:
             self.history.add(result)
         self._save()

@@ -78,7 +78,22 @@ def _failure(result: ProbeResult) -> str:
     text = (result.error or "").strip()
     if len(text) > ERROR_CHARS:
         text = text[:ERROR_CHARS] + "…"
-    return f"{where}: {text}" if text else where
+    out = f"{where}: {text}" if text else where
+    return f"{out}; held: {result.held}" if result.held else out
+
+
+def _hops(result: ProbeResult) -> Cell:
+    """The run's hop timeline from the logs: each hop, where, and how long; why there is none."""
+    tl = result.timeline
+    if tl is None:
+        return Cell("-")
+    parts = [f"{h.hop}{' @' + h.host if h.host else ''} {h.seconds:.2f} s" for h in tl.hops]
+    text = " → ".join(parts) if parts else ""
+    if tl.uncorrelated:
+        return Cell(f"{text} ({tl.uncorrelated})" if text else tl.uncorrelated, State.WARN)
+    if tl.held is not None and not result.delivered:
+        return Cell(f"{text} — held: {tl.held.text}" if text else f"held: {tl.held.text}", State.FAIL)
+    return Cell(text or "-")
 
 
 def _spam(result: ProbeResult) -> str:
@@ -109,7 +124,8 @@ def probes_section(config: ProbesConfig, states: dict[str, ProbeState], history:
         for r in history.runs(probe.name):
             when = age(r.finished_at, now) if r.finished_at else "-"
             runs.append(row(probe.name, when, Cell(r.outcome, OUTCOME_STATES.get(r.outcome, State.UNKNOWN)),
-                            seconds(r.latency_seconds), _placement(r), _auth(r), _spam(r), _failure(r)))  # fmt: skip
+                            seconds(r.latency_seconds), _placement(r), _auth(r), _spam(r), _failure(r),
+                            _hops(r)))  # fmt: skip
     mailboxes = []
     for w in watchers:
         error = w.error
@@ -123,10 +139,14 @@ def probes_section(config: ProbesConfig, states: dict[str, ProbeState], history:
         Table(("probe", "route → target", "last outcome", "last run", "last success", "failures in a row",
                "schedule"), tuple(summary), caption="Probes", empty="no probes configured"),
         Table(("probe", "finished", "outcome", "latency", "placement", "receiver's auth results", "spam score",
-               "failure (stage/reason: detail)"), tuple(runs), caption=f"Last runs (up to {RUNS_KEPT} per probe, "
-              "newest first, since mailpulse started)", empty="no probe has finished a run since mailpulse started"),
+               "failure (stage/reason: detail)", "hops (from the logs)"), tuple(runs),
+              caption=f"Last runs (up to {RUNS_KEPT} per probe, newest first, since mailpulse started)",
+              empty="no probe has finished a run since mailpulse started"),
         Table(("mailbox watcher", "server", "folders", "state", "problem"), tuple(mailboxes),
               caption="Mailbox watchers", empty="no mailbox watched"),
     )  # fmt: skip
-    note = "Latency: from the route's server accepting the message to its arrival in the target mailbox."
+    note = (
+        "Latency: from the route's server accepting the message to its arrival in the target mailbox. Hops: "
+        "the run's message followed through the tailed Postfix logs (docs/probes.md, hop timelines)."
+    )
     return StatusSection("End-to-end probes", tables, note=note)

@@ -13,10 +13,12 @@ from mailpulse.exporter.pipeline import Format
 from mailpulse.exporter.status import StatusSection
 from mailpulse.exporter.summary import SummaryAggregator
 from mailpulse.exporter.tracking import metrics as tracking_metrics
+from mailpulse.exporter.tracking.api import MESSAGE_TRACKING, DelayIndex, MessageTracking
 from mailpulse.exporter.tracking.config import KEY_DOCS as TRACKING_KEY_DOCS
 from mailpulse.exporter.tracking.config import TrackingConfig, parse_tracking
 from mailpulse.exporter.tracking.runtime import TrackingRuntime, chain
 from mailpulse.parsers.postfix import PostfixParser, PostfixParserConfig
+from mailpulse.parsers.postfix import events as ev
 from mailpulse.parsers.postfix.vocab import DELIVERY_REASONS, REJECT_REASONS
 from mailpulse.parsers.syslog import split_line
 
@@ -81,6 +83,7 @@ class PostfixLogs(Feature[PostfixLogsConfig]):
         # one aggregator for the life of the process: counters survive reloads
         self.aggregator = PostfixAggregator()
         self.tracking = TrackingRuntime()
+        self.delays = DelayIndex()  # delays= of sent deliveries, for the probes' hop timelines (once asked)
 
     def parse_config(self, node: Node) -> PostfixLogsConfig:
         instances = tuple(node.str_list("instances", ["postfix", "postfix-*"]))
@@ -121,15 +124,21 @@ class PostfixLogs(Feature[PostfixLogsConfig]):
         if not config.tracking.enabled:
             return (Format("postfix", parser.parse_line, parser.parse_fields, handlers, postfix_timestamp),)
         tracker = self.tracking.tracker
+        self.delays.source = parser
+        handlers = chain(chain(handlers, tracker.handlers()), {ev.Delivery: self.delays.record})
         return (
-            Format("postfix", parser.parse_line, parser.parse_fields, chain(handlers, tracker.handlers()),
-                   postfix_timestamp, self.tracking.end_batch, tracker.flush),
+            Format("postfix", parser.parse_line, parser.parse_fields, handlers, postfix_timestamp,
+                   self.tracking.end_batch, tracker.flush),
         )  # fmt: skip
 
     def configure(self, config: PostfixLogsConfig, context: Context) -> Sequence[Service]:
         if not config.tracking.enabled:
             return ()
         self.tracking.start(context.state_dir, context.lock)
+        # the probes' hop timelines (and any other reader) query the tracker through this capability
+        context.capabilities.provide(
+            MESSAGE_TRACKING, MessageTracking(self.tracking.tracker, context.lock, self.delays)
+        )
         return (self.tracking,)
 
     def parts(self) -> Sequence[Part]:
