@@ -8,7 +8,9 @@ scan: the 1M-line benchmark input of bench/postfix_bench.py (the 2-day real serv
 and a variant in which every copy's queue IDs get a per-copy suffix, so that every copy's messages are new
 messages to the tracker (in the plain input copy 2..133 repeat copy 1's queue IDs and timestamps, and the
 tracker takes most of their lines for a replay). Each configuration runs ``--runs`` times alternately in the
-same run; the fastest is reported, as CPU seconds of the scan process.
+same run, measured as CPU seconds of the scan process (the machine is shared: wall time says little); the
+range over the runs is reported, and the cost of each repetition (on against off of the same repetition).
+``--compare DIR`` adds a third configuration: tracking on with another checkout's code (before/after).
 
 rss: a synthetic log of N messages accepted and never removed (smtpd client=, cleanup message-id, qmgr
 queue active: what a message in flight has logged), read by the real daemon (``mailpulse run``) from a file
@@ -31,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from postfix_bench import DEFAULT_CORPUS, build_input, run_measured  # noqa: E402
+from postfix_bench import DEFAULT_CORPUS, build_input  # noqa: E402
 
 MAILPULSE = str(ROOT / ".venv" / "bin" / "mailpulse")
 QID = re.compile(rb"(?<![0-9A-Za-z])([0-9A-F]{8,12})(?=: |\)|$)", re.M)
@@ -56,17 +58,46 @@ def config(path: Path, tracking: bool, state_dir: Path, extra: str = "") -> Path
     return path
 
 
-def bench_scan(log: Path, runs: int, work: Path) -> dict[str, float]:
+def scan_argv(cfg: Path, log: Path, tree: Path | None = None) -> tuple[list[str], dict[str, str] | None]:
+    """``mailpulse scan`` of this worktree, or of another checkout ``tree`` (``--compare``: its code first on the
+    path, run with this worktree's interpreter)."""
+    args = ["scan", "--no-progress", "-c", str(cfg), "--postfix", str(log)]
+    if tree is None:
+        return [MAILPULSE, *args], None
+    return [sys.executable, "-m", "mailpulse", *args], {**os.environ, "PYTHONPATH": str(tree)}
+
+
+def cpu_seconds(argv: list[str], env: dict[str, str] | None) -> float:
+    """Run to completion; the CPU seconds (user + system) of that child alone."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        raise RuntimeError(f"{argv} failed: {err[-500:]}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_scan(log: Path, runs: int, work: Path, compare: Path | None) -> dict[str, list[float]]:
+    """CPU seconds of every run, by configuration: ``off``, ``on`` and (with ``compare``) ``before``, run one
+    after the other in each repetition, so that the machine's load hits them alike."""
     on = config(work / "on.yaml", True, work)
     off = config(work / "off.yaml", False, work)
-    best: dict[str, float] = {}
+    configs: list[tuple[str, Path, Path | None]] = [("off", off, None), ("on", on, None)]
+    if compare is not None:
+        configs.append(("before", on, compare))
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in configs}
     for _ in range(runs):
-        for name, cfg in (("off", off), ("on", on)):
-            cpu, rss, _ = run_measured([MAILPULSE, "scan", "--no-progress", "-c", str(cfg), "--postfix", str(log)])
-            if name not in best or cpu < best[name]:
-                best[name] = cpu
-                best[f"{name}_rss"] = rss
-    return best
+        for name, cfg, tree in configs:
+            argv, env = scan_argv(cfg, log, tree)
+            cpu[name].append(cpu_seconds(argv, env))
+    return cpu
+
+
+def cost_range(on: list[float], off: list[float]) -> str:
+    """The cost of each repetition (on / off of the same repetition), lowest to highest, and of the fastest runs."""
+    costs = sorted(100.0 * (a - b) / b for a, b in zip(on, off, strict=True))
+    best = 100.0 * (min(on) - min(off)) / min(off)
+    return f"{costs[0]:+.0f} % to {costs[-1]:+.0f} % (fastest runs: {best:+.1f} %)"
 
 
 def messages_finished(log: Path, work: Path) -> str:
@@ -149,6 +180,8 @@ def main() -> int:
     parser.add_argument("--only", choices=("scan", "rss"), action="append")
     parser.add_argument("--inflight", type=int, action="append", help="messages in flight (default 100k and 1M)")
     parser.add_argument("--port", type=int, default=19947)
+    parser.add_argument("--compare", type=Path, help="another checkout whose tracking-on scan runs in the same "
+                        "repetitions (e.g. `git archive REV | tar -x -C DIR`)")  # fmt: skip
     args = parser.parse_args()
     only = set(args.only or ("scan", "rss"))
     out = ROOT / "bench" / "out"
@@ -161,11 +194,14 @@ def main() -> int:
             unique = out / f"postfix-{args.copies}x-unique-ids.log"
             unique_ids(args.corpus, args.copies, unique)
             for name, path in (("benchmark input", log), ("unique queue IDs per copy", unique)):
-                best = bench_scan(path, args.runs, work)
-                cost = 100.0 * (best["on"] - best["off"]) / best["off"]
-                print(f"scan, {name} ({lines:,} lines; {messages_finished(path, work)} messages finished): "
-                      f"tracking off {best['off']:.2f} CPU s ({best['off_rss']:.0f} MB), on {best['on']:.2f} CPU s "
-                      f"({best['on_rss']:.0f} MB): {cost:+.1f} %")  # fmt: skip
+                cpu = bench_scan(path, args.runs, work, args.compare)
+                print(f"scan, {name} ({lines:,} lines; {messages_finished(path, work)} messages finished), "
+                      f"{args.runs} runs, CPU s:")  # fmt: skip
+                for conf, times in cpu.items():
+                    line = f"  tracking {conf:6s} {min(times):.2f}-{max(times):.2f}"
+                    if conf != "off":
+                        line += f": {cost_range(times, cpu['off'])}"
+                    print(line, flush=True)
         if "rss" in only:
             for n in args.inflight or [100_000, 1_000_000]:
                 log = work / f"inflight-{n}.log"

@@ -48,16 +48,16 @@ class StepCodes:
 
     def __init__(self) -> None:
         self.table: list[tuple[str, str, str, str, str]] = []
-        self._index: dict[tuple[str, str, str, str, str], int] = {}
+        self.index: dict[tuple[str, str, str, str, str], int] = {}  # the tracker looks codes up here inline
 
     def code(self, service: str, step: str, status: str = "", reason: str = "", provider: str = "") -> int:
         key = (service, step, status, reason, provider)
-        found = self._index.get(key)
+        found = self.index.get(key)
         if found is not None:
             return found
         if len(self.table) > CODE_MASK:  # cannot happen with bounded labels; stay bounded anyway
             return self.code("other", step) if service != "other" else 0
-        found = self._index[key] = len(self.table)
+        found = self.index[key] = len(self.table)
         self.table.append(key)
         return found
 

@@ -43,6 +43,7 @@ from mailpulse.exporter.tracking.record import (
     DONE,
     EXPIRED,
     HANDOFF,
+    MAX_STEPS,
     NOTICE,
     REJECTED,
     REMOVED,
@@ -59,6 +60,7 @@ from mailpulse.parsers.syslog import TimestampParser
 _INTERNAL_RELAY_CLASSES = frozenset({"loopback", "private", "socket"})
 _PENDING_LINKS_MAX = 10_000
 _TTL_CHECK_EVERY = 60.0  # seconds of log time between TTL sweeps
+_ENDINGS = EXPIRED | DELETED | REJECTED | DISCARDED  # flags that make an outcome other than delivered
 
 
 class HostSource(Protocol):
@@ -100,6 +102,7 @@ class Tracker:
         self.source = source
         self.limits = limits or TrackerLimits()
         self.codes = StepCodes()
+        self._code_index = self.codes.index  # the table's dict, looked up inline on every tracked line
         self.hosts: dict[str, dict[str, Msg]] = {}
         self.count = 0  # queue files in flight
         self.by_mid: dict[str, Msg] = {}
@@ -142,7 +145,29 @@ class Tracker:
             if len(self._ts_cache) >= 4096:
                 self._ts_cache.clear()
             self._ts_cache[ts] = epoch
-        self.now = max(self.now, epoch)
+        if epoch > self.now:
+            self.now = epoch
+        return epoch
+
+    def _step(self, msg: Msg, ts: str, service: str, step: str, status: str = "", reason: str = "",
+              provider: str = "") -> float:  # fmt: skip
+        """Append one step to ``msg``'s timeline; return the line's epoch. The per-line cost of tracking: one
+        call instead of :meth:`_epoch`, :meth:`StepCodes.code` and :meth:`Msg.add_step` (each a frame and
+        a tuple in CPython), the same result."""
+        epoch = self._ts_cache.get(ts)
+        if epoch is None:
+            epoch = self._epoch(ts)
+        elif epoch > self.now:
+            self.now = epoch
+        key = (service, step, status, reason, provider)
+        code = self._code_index.get(key)
+        if code is None:
+            code = self.codes.code(service, step, status, reason, provider)
+        steps = msg.steps
+        if len(steps) >= MAX_STEPS:
+            del steps[MAX_STEPS // 2]  # keep the first half and the latest (as Msg.add_step)
+        offset = int((epoch - msg.t0) * 1000)
+        steps.append(offset << CODE_BITS | code if offset > 0 else code)
         return epoch
 
     def _parse_ts(self, ts: str) -> float | None:
@@ -208,7 +233,7 @@ class Tracker:
         msg = Msg(host, qid, epoch, service)
         d[qid] = msg
         self.count += 1
-        msg.add_step(epoch, self.codes.code(service, step))
+        self._step(msg, ts, service, step)
         if self.pending_links:
             link = self.pending_links.pop((host, qid), None) or self.pending_links.pop(("", qid), None)
             if link is not None:
@@ -230,7 +255,7 @@ class Tracker:
             if msg is None:
                 return
         else:
-            msg.add_step(self._epoch(e.ts), self.codes.code(e.service, "cleanup"))
+            self._step(msg, e.ts, e.service, "cleanup")
         if msg.mid is None:
             msg.mid = e.message_id
             self.by_mid[e.message_id] = msg
@@ -238,22 +263,21 @@ class Tracker:
     def _active(self, e: ev.QueueActive) -> None:
         msg = self._get(e.queue_id)
         if msg is not None:
-            msg.add_step(self._epoch(e.ts), self.codes.code(e.service, "queued"))
+            self._step(msg, e.ts, e.service, "queued")
 
     def _delivery(self, e: ev.Delivery) -> None:
         msg = self._get(e.queue_id)
         if msg is None:
             return
-        epoch = self._epoch(e.ts)
         status = e.status
         nxt = e.next_queue_id
         if nxt and status == "sent" and (e.forwarded or e.relay_class in _INTERNAL_RELAY_CLASSES or
                                          e.provider == INTERNAL):  # fmt: skip
             msg.flags |= HANDOFF
-            msg.add_step(epoch, self.codes.code(e.service, "handoff", status, "", e.provider))
+            self._step(msg, e.ts, e.service, "handoff", status, "", e.provider)
             self._link(msg, nxt, "forward" if e.forwarded else "handoff")
             return
-        msg.add_step(epoch, self.codes.code(e.service, "delivery", status, e.reason, e.provider))
+        self._step(msg, e.ts, e.service, "delivery", status, e.reason, e.provider)
         msg.attempts += 1
         if status == "sent":
             msg.delivered += 1
@@ -270,14 +294,13 @@ class Tracker:
     def _reply(self, e: ev.RemoteReply) -> None:
         msg = self._lookup(e.queue_id)
         if msg is not None:
-            msg.add_step(self._epoch(e.ts), self.codes.code(e.service, "reply", "", e.reason, e.provider))
+            self._step(msg, e.ts, e.service, "reply", "", e.reason, e.provider)
 
     def _notice(self, e: ev.BounceNotice) -> None:
         parent = self._get(e.queue_id)
         if parent is None or not e.notice_id:
             return
-        epoch = self._epoch(e.ts)
-        parent.add_step(epoch, self.codes.code(e.service, "notice", e.kind))
+        self._step(parent, e.ts, e.service, "notice", e.kind)
         d = self.hosts[parent.host]
         child = d.get(e.notice_id)
         if child is None:
@@ -295,7 +318,7 @@ class Tracker:
         msg = self._get(e.queue_id)
         if msg is not None:
             msg.flags |= EXPIRED
-            msg.add_step(self._epoch(e.ts), self.codes.code(e.service, "expired"))
+            self._step(msg, e.ts, e.service, "expired")
 
     def _removed(self, e: ev.QueueRemoved) -> None:
         self._close(e.queue_id, e.ts, e.service, "removed", 0)
@@ -318,7 +341,7 @@ class Tracker:
         del self.hosts[msg.host][qid]
         self.count -= 1
         msg.flags |= REMOVED | flag
-        msg.add_step(self._epoch(ts), self.codes.code(service, step, "", reason))
+        self._step(msg, ts, service, step, "", reason)
         root = msg.root()
         root.pending -= 1
         if root.pending <= 0:
@@ -403,15 +426,10 @@ class Tracker:
             t = m.last()
             last = max(last, t)
             m.flags |= DONE
-        outcome = ""
-        for kind, hit in (("delivered", delivered), ("bounced", bounced), ("expired", flags & EXPIRED),
-                          ("deleted", flags & DELETED), ("rejected", flags & REJECTED),
-                          ("discarded", flags & DISCARDED)):  # fmt: skip
-            if hit:
-                outcome = kind if not outcome else "mixed"
-        if outcome == "mixed" and not delivered and flags & EXPIRED and not flags & (DELETED | REJECTED | DISCARDED):
-            outcome = "expired"  # an expired message's recipients bounce: it expired
-        outcome = outcome or "unknown"
+        if not flags & _ENDINGS and not bounced:
+            outcome = "delivered" if delivered else "unknown"  # most messages: no need for the general case
+        else:
+            outcome = _outcome(delivered, bounced, flags)
         provider = provider or NONE
         self.metrics.finish(outcome, root.entry, provider, last - root.t0, attempts, deferred, root.qid)
         self.outcomes[id(root)] = outcome
@@ -535,6 +553,18 @@ class Tracker:
     def inflight(self) -> Iterator[Msg]:
         for d in self.hosts.values():
             yield from d.values()
+
+
+def _outcome(delivered: int, bounced: int, flags: int) -> str:
+    outcome = ""
+    for kind, hit in (("delivered", delivered), ("bounced", bounced), ("expired", flags & EXPIRED),
+                      ("deleted", flags & DELETED), ("rejected", flags & REJECTED),
+                      ("discarded", flags & DISCARDED)):  # fmt: skip
+        if hit:
+            outcome = kind if not outcome else "mixed"
+    if outcome == "mixed" and not delivered and flags & EXPIRED and not flags & (DELETED | REJECTED | DISCARDED):
+        outcome = "expired"  # an expired message's recipients bounce: it expired
+    return outcome or "unknown"
 
 
 def _set_children(msg: Msg) -> list[Msg]:
