@@ -47,9 +47,11 @@ from mailpulse.exporter.tracking.record import (
     NOTICE,
     REJECTED,
     REMOVED,
+    STEP_BYTES,
     Msg,
     Step,
     StepCodes,
+    pack_step,
 )
 from mailpulse.parsers.postfix import events as ev
 from mailpulse.parsers.postfix.providers import INTERNAL, MIXED, NONE
@@ -60,6 +62,8 @@ from mailpulse.parsers.syslog import TimestampParser
 _INTERNAL_RELAY_CLASSES = frozenset({"loopback", "private", "socket"})
 _PENDING_LINKS_MAX = 10_000
 _TTL_CHECK_EVERY = 60.0  # seconds of log time between TTL sweeps
+_MAX_STEP_BYTES = MAX_STEPS * STEP_BYTES
+_CUT = MAX_STEPS // 2 * STEP_BYTES
 _ENDINGS = EXPIRED | DELETED | REJECTED | DISCARDED  # flags that make an outcome other than delivered
 
 
@@ -145,8 +149,7 @@ class Tracker:
             if len(self._ts_cache) >= 4096:
                 self._ts_cache.clear()
             self._ts_cache[ts] = epoch
-        if epoch > self.now:
-            self.now = epoch
+        self.now = max(self.now, epoch)
         return epoch
 
     def _step(self, msg: Msg, ts: str, service: str, step: str, status: str = "", reason: str = "",
@@ -164,10 +167,10 @@ class Tracker:
         if code is None:
             code = self.codes.code(service, step, status, reason, provider)
         steps = msg.steps
-        if len(steps) >= MAX_STEPS:
-            del steps[MAX_STEPS // 2]  # keep the first half and the latest (as Msg.add_step)
+        if len(steps) >= _MAX_STEP_BYTES:
+            steps = steps[:_CUT] + steps[_CUT + STEP_BYTES :]  # keep the first half and the latest (as Msg.add_step)
         offset = int((epoch - msg.t0) * 1000)
-        steps.append(offset << CODE_BITS | code if offset > 0 else code)
+        msg.steps = steps + pack_step(offset << CODE_BITS | code if offset > 0 else code)
         return epoch
 
     def _parse_ts(self, ts: str) -> float | None:
@@ -221,7 +224,7 @@ class Tracker:
         epoch = self._epoch(ts)
         old = d.get(qid)
         if old is not None:
-            if old.t0 == epoch and old.steps and self.codes.table[old.steps[0] & CODE_MASK][1] == step:
+            if old.t0 == epoch and old.steps and self.codes.table[old.first_code()][1] == step:
                 return None  # the same line again (a batch read twice after kill -9)
             self._evict_journey(old.root(), "reused")
         else:
@@ -543,7 +546,7 @@ class Tracker:
         steps: list[Step] = []
         table = self.codes.table
         for m in records:
-            for packed in m.steps:
+            for packed in m.step_values():
                 service, step, status, reason, provider = table[packed & CODE_MASK]
                 steps.append(Step(m.t0 + (packed >> CODE_BITS) / 1000, m.host, m.qid, service, step, status,
                                   reason, provider))  # fmt: skip
