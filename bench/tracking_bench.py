@@ -134,8 +134,9 @@ def value(text: str, name: str) -> float | None:
     return None
 
 
-def rss_run(log: Path, n: int, tracking: bool, work: Path, port: int, max_messages: int) -> float:
-    state = work / f"state-{tracking}-{n}"
+def rss_run(log: Path, n: int, tracking: bool, work: Path, port: int, max_messages: int,
+            tree: Path | None = None) -> float:  # fmt: skip
+    state = work / f"state-{tracking}-{n}-{tree is not None}"
     state.mkdir(exist_ok=True)
     cfg = work / "run.yaml"
     cfg.write_text(
@@ -143,7 +144,10 @@ def rss_run(log: Path, n: int, tracking: bool, work: Path, port: int, max_messag
         f"    start_at: beginning\npostfix:\n  tracking:\n    enabled: {str(tracking).lower()}\n    reconcile: false\n"
         f"    state: false\n    max_messages: {max_messages}\n"
     )
-    proc = subprocess.Popen([MAILPULSE, "run", "-c", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv, env = [MAILPULSE, "run", "-c", str(cfg)], None
+    if tree is not None:
+        argv, env = [sys.executable, "-m", "mailpulse", *argv[1:]], {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 600
         lines = 3 * n
@@ -209,7 +213,11 @@ def main() -> int:
                 off = rss_run(log, n, False, work, args.port, n + 1000)
                 on = rss_run(log, n, True, work, args.port, n + 1000)
                 print(f"daemon RSS with {n:,} messages in flight: tracking on {on:.0f} MB, off {off:.0f} MB: "
-                      f"{(on - off) * 1024 * 1024 / n:.0f} bytes per in-flight message")  # fmt: skip
+                      f"{(on - off) * 1024 * 1024 / n:.0f} bytes per in-flight message", flush=True)  # fmt: skip
+                if args.compare is not None:
+                    before = rss_run(log, n, True, work, args.port, n + 1000, args.compare)
+                    print(f"  before (--compare): tracking on {before:.0f} MB: "
+                          f"{(before - off) * 1024 * 1024 / n:.0f} bytes per message", flush=True)  # fmt: skip
                 os.unlink(log)
     return 0
 
