@@ -132,10 +132,14 @@ class Msg:
     def journey(self) -> list[Msg]:
         """This record and its descendants through hand-offs (not notifications), parents first."""
         out = [self]
+        if self.children is None:
+            return out  # most records: no hop, no notice
         i = 0
         while i < len(out):
             kids = out[i].children
             if kids:
-                out.extend(k for k in kids if not k.flags & NOTICE)
+                for kid in kids:
+                    if not kid.flags & NOTICE:
+                        out.append(kid)
             i += 1
         return out

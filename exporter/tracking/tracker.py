@@ -209,7 +209,12 @@ class Tracker:
         return msg
 
     def _get(self, qid: str) -> Msg | None:
-        msg = self._lookup(qid)
+        d = self.hosts.get(self.source.host)  # the common case inline: one frame less per line
+        if d is not None:
+            msg = d.get(qid)
+            if msg is not None:
+                return msg
+        msg = self._lookup(qid) if self._multi_host else None
         if msg is None:
             self.metrics.orphans[()] = self.metrics.orphans.get((), 0) + 1
         return msg
