@@ -220,10 +220,10 @@ class Tracker:
         return msg
 
     def _open(self, qid: str, ts: str, service: str, step: str) -> Msg | None:
-        host = self.source.host
+        # the record keeps one shared host string, not the one sliced from this line (52 bytes a message)
+        host = sys.intern(self.source.host)
         d = self.hosts.get(host)
         if d is None:
-            host = sys.intern(host)
             d = self.hosts[host] = {}
             self._multi_host = len(self.hosts) > 1
         epoch = self._epoch(ts)
