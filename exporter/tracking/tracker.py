@@ -419,11 +419,11 @@ class Tracker:
     def _settle(self, root: Msg) -> None:
         if root.flags & DONE or root.pending > 0 or (root.parent is not None and not root.flags & NOTICE):
             return  # counted already, reopened by a late link, or attached to a parent meanwhile
-        journey = root.journey()
         delivered = bounced = deferred = attempts = flags = 0
         provider = ""
         last = root.t0
-        for m in journey:
+        finished_keys = self.finished_keys
+        for m in root.journey():
             delivered += m.delivered
             bounced += m.bounced
             deferred += m.deferred
@@ -434,6 +434,7 @@ class Tracker:
             t = m.last()
             last = max(last, t)
             m.flags |= DONE
+            finished_keys[(m.host, m.qid)] = m
         if not flags & _ENDINGS and not bounced:
             outcome = "delivered" if delivered else "unknown"  # most messages: no need for the general case
         else:
@@ -442,8 +443,6 @@ class Tracker:
         self.metrics.finish(outcome, root.entry, provider, last - root.t0, attempts, deferred, root.qid)
         self.outcomes[id(root)] = outcome
         self.finished.append((self.now, root))
-        for m in journey:
-            self.finished_keys[(m.host, m.qid)] = m
         if self.on_finish is not None:
             self.on_finish(root, outcome, provider)
         if len(self.finished) > self.limits.keep_finished:
