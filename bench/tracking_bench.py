@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/tracking_bench.py                 # both measurements
     .venv/bin/python bench/tracking_bench.py --only scan     # or --only rss
+    .venv/bin/python bench/tracking_bench.py --only instructions --compare DIR   # valgrind, exact counts
 
 scan: the 1M-line benchmark input of bench/postfix_bench.py (the 2-day real server log repeated 133 times),
 and a variant in which every copy's queue IDs get a per-copy suffix, so that every copy's messages are new
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +93,24 @@ def bench_scan(log: Path, runs: int, work: Path, compare: Path | None) -> dict[s
             argv, env = scan_argv(cfg, log, tree)
             cpu[name].append(cpu_seconds(argv, env))
     return cpu
+
+
+def instructions(log: Path, work: Path, compare: Path | None) -> dict[str, int]:
+    """Instructions executed by the scan (valgrind's callgrind, whole process): exact and repeatable where CPU
+    time on a shared machine is not; blind to cache misses and memory stalls, so it complements CPU time."""
+    configs: list[tuple[str, bool, Path | None]] = [("off", False, None), ("on", True, None)]
+    if compare is not None:
+        configs.append(("before", True, compare))
+    counts: dict[str, int] = {}
+    for name, tracking, tree in configs:
+        argv, env = scan_argv(config(work / f"{name}.yaml", tracking, work), log, tree)
+        done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/callgrind.out", *argv],
+                              capture_output=True, text=True, env=env, check=True)  # fmt: skip
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if found is None:
+            raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-300:]}")
+        counts[name] = int(found.group(1))
+    return counts
 
 
 def cost_range(on: list[float], off: list[float]) -> str:
@@ -181,23 +201,27 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--copies", type=int, default=133)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", choices=("scan", "rss"), action="append")
+    parser.add_argument("--only", choices=("scan", "rss", "instructions"), action="append")
+    parser.add_argument("--instruction-lines", type=int, default=150_000,
+                        help="lines of each input for --only instructions (valgrind: ~1 minute per 150k)")  # fmt: skip
     parser.add_argument("--inflight", type=int, action="append", help="messages in flight (default 100k and 1M)")
     parser.add_argument("--port", type=int, default=19947)
     parser.add_argument("--compare", type=Path, help="another checkout whose tracking-on scan runs in the same "
                         "repetitions (e.g. `git archive REV | tar -x -C DIR`)")  # fmt: skip
     args = parser.parse_args()
-    only = set(args.only or ("scan", "rss"))
+    only = set(args.only or ("scan", "rss"))  # "instructions" only when asked: valgrind is slow
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if "scan" in only:
-            log = out / f"postfix-{args.copies}x.log"
+        log = out / f"postfix-{args.copies}x.log"
+        unique = out / f"postfix-{args.copies}x-unique-ids.log"
+        inputs = (("benchmark input", log), ("unique queue IDs per copy", unique))
+        if only & {"scan", "instructions"}:
             lines = build_input(args.corpus, args.copies, log)
-            unique = out / f"postfix-{args.copies}x-unique-ids.log"
             unique_ids(args.corpus, args.copies, unique)
-            for name, path in (("benchmark input", log), ("unique queue IDs per copy", unique)):
+        if "scan" in only:
+            for name, path in inputs:
                 cpu = bench_scan(path, args.runs, work, args.compare)
                 print(f"scan, {name} ({lines:,} lines; {messages_finished(path, work)} messages finished), "
                       f"{args.runs} runs, CPU s:")  # fmt: skip
@@ -206,6 +230,16 @@ def main() -> int:
                     if conf != "off":
                         line += f": {cost_range(times, cpu['off'])}"
                     print(line, flush=True)
+        if "instructions" in only:
+            for name, path in inputs:
+                head = work / "head.log"
+                with path.open("rb") as src, head.open("wb") as dst:
+                    dst.writelines(islice(src, args.instruction_lines))
+                counts = instructions(head, work, args.compare)
+                print(f"scan, {name}, first {args.instruction_lines:,} lines, instructions (valgrind):")
+                for conf, ir in counts.items():
+                    extra = f": {100.0 * (ir - counts['off']) / counts['off']:+.1f} %" if conf != "off" else ""
+                    print(f"  tracking {conf:6s} {ir / 1e9:.3f} G{extra}", flush=True)
         if "rss" in only:
             for n in args.inflight or [100_000, 1_000_000]:
                 log = work / f"inflight-{n}.log"
