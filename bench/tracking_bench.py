@@ -62,7 +62,7 @@ def config(path: Path, tracking: bool, state_dir: Path, extra: str = "") -> Path
 
 def scan_argv(cfg: Path, log: Path, tree: Path | None = None) -> tuple[list[str], dict[str, str] | None]:
     """``mailpulse scan`` of this worktree, or of another checkout ``tree`` (``--compare``: its code first on the
-    path, run with this worktree's interpreter)."""
+    path, run with this worktree's interpreter, in ``tree``: ``python -m`` puts the working directory first)."""
     args = ["scan", "--no-progress", "-c", str(cfg), "--postfix", str(log)]
     if tree is None:
         return [MAILPULSE, *args], None
@@ -71,7 +71,8 @@ def scan_argv(cfg: Path, log: Path, tree: Path | None = None) -> tuple[list[str]
 
 def cpu_seconds(argv: list[str], env: dict[str, str] | None) -> float:
     """Run to completion; the CPU seconds (user + system) of that child alone."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    cwd = env["PYTHONPATH"] if env is not None else None
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -105,7 +106,7 @@ def instructions(log: Path, work: Path, compare: Path | None) -> dict[str, int]:
     for name, tracking, tree in configs:
         argv, env = scan_argv(config(work / f"{name}.yaml", tracking, work), log, tree)
         done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/callgrind.out", *argv],
-                              capture_output=True, text=True, env=env, check=True)  # fmt: skip
+                              capture_output=True, text=True, env=env, check=True, cwd=tree)  # fmt: skip
         found = re.search(r"Collected : (\d+)", done.stderr)
         if found is None:
             raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-300:]}")
@@ -167,7 +168,7 @@ def rss_run(log: Path, n: int, tracking: bool, work: Path, port: int, max_messag
     argv, env = [MAILPULSE, "run", "-c", str(cfg)], None
     if tree is not None:
         argv, env = [sys.executable, "-m", "mailpulse", *argv[1:]], {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tree)
     try:
         deadline = time.monotonic() + 600
         lines = 3 * n
