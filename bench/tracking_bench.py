@@ -98,13 +98,17 @@ def bench_scan(log: Path, runs: int, work: Path, compare: Path | None) -> dict[s
 
 def instructions(log: Path, work: Path, compare: Path | None) -> dict[str, int]:
     """Instructions executed by the scan (valgrind's callgrind, whole process): exact and repeatable where CPU
-    time on a shared machine is not; blind to cache misses and memory stalls, so it complements CPU time."""
-    configs: list[tuple[str, bool, Path | None]] = [("off", False, None), ("on", True, None)]
+    time on a shared machine is not; blind to cache misses and memory stalls, so it complements CPU time.
+    ``startup``: a scan of an empty file."""
+    empty = work / "empty.log"
+    empty.write_bytes(b"")
+    configs: list[tuple[str, bool, Path | None, Path]] = [("startup", False, None, empty), ("off", False, None, log),
+                                                          ("on", True, None, log)]  # fmt: skip
     if compare is not None:
-        configs.append(("before", True, compare))
+        configs.append(("before", True, compare, log))
     counts: dict[str, int] = {}
-    for name, tracking, tree in configs:
-        argv, env = scan_argv(config(work / f"{name}.yaml", tracking, work), log, tree)
+    for name, tracking, tree, path in configs:
+        argv, env = scan_argv(config(work / f"{name}.yaml", tracking, work), path, tree)
         done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/callgrind.out", *argv],
                               capture_output=True, text=True, env=env, check=True, cwd=tree)  # fmt: skip
         found = re.search(r"Collected : (\d+)", done.stderr)
@@ -237,10 +241,13 @@ def main() -> int:
                 with path.open("rb") as src, head.open("wb") as dst:
                     dst.writelines(islice(src, args.instruction_lines))
                 counts = instructions(head, work, args.compare)
-                print(f"scan, {name}, first {args.instruction_lines:,} lines, instructions (valgrind):")
+                startup = counts.pop("startup")
+                print(f"scan, {name}, first {args.instruction_lines:,} lines, instructions (valgrind), the "
+                      f"startup's {startup / 1e9:.3f} G subtracted:")  # fmt: skip
+                off = counts["off"] - startup
                 for conf, ir in counts.items():
-                    extra = f": {100.0 * (ir - counts['off']) / counts['off']:+.1f} %" if conf != "off" else ""
-                    print(f"  tracking {conf:6s} {ir / 1e9:.3f} G{extra}", flush=True)
+                    extra = f": {100.0 * (ir - startup - off) / off:+.1f} %" if conf != "off" else ""
+                    print(f"  tracking {conf:6s} {(ir - startup) / 1e9:.3f} G{extra}", flush=True)
         if "rss" in only:
             for n in args.inflight or [100_000, 1_000_000]:
                 log = work / f"inflight-{n}.log"
