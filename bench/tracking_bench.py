@@ -244,9 +244,9 @@ def main() -> int:
                 startup = counts.pop("startup")
                 print(f"scan, {name}, first {args.instruction_lines:,} lines, instructions (valgrind), the "
                       f"startup's {startup / 1e9:.3f} G subtracted:")  # fmt: skip
-                off = counts["off"] - startup
+                base = counts["off"] - startup
                 for conf, ir in counts.items():
-                    extra = f": {100.0 * (ir - startup - off) / off:+.1f} %" if conf != "off" else ""
+                    extra = f": {100.0 * (ir - startup - base) / base:+.1f} %" if conf != "off" else ""
                     print(f"  tracking {conf:6s} {(ir - startup) / 1e9:.3f} G{extra}", flush=True)
         if "rss" in only:
             for n in args.inflight or [100_000, 1_000_000]:
