@@ -3,12 +3,15 @@
 
     .venv/bin/python bench/tracking_bench.py                 # both measurements
     .venv/bin/python bench/tracking_bench.py --only scan     # or --only rss
+    .venv/bin/python bench/tracking_bench.py --only instructions --compare DIR   # valgrind, exact counts
 
 scan: the 1M-line benchmark input of bench/postfix_bench.py (the 2-day real server log repeated 133 times),
 and a variant in which every copy's queue IDs get a per-copy suffix, so that every copy's messages are new
 messages to the tracker (in the plain input copy 2..133 repeat copy 1's queue IDs and timestamps, and the
 tracker takes most of their lines for a replay). Each configuration runs ``--runs`` times alternately in the
-same run; the fastest is reported, as CPU seconds of the scan process.
+same run, measured as CPU seconds of the scan process (the machine is shared: wall time says little); the
+range over the runs is reported, and the cost of each repetition (on against off of the same repetition).
+``--compare DIR`` adds a third configuration: tracking on with another checkout's code (before/after).
 
 rss: a synthetic log of N messages accepted and never removed (smtpd client=, cleanup message-id, qmgr
 queue active: what a message in flight has logged), read by the real daemon (``mailpulse run``) from a file
@@ -27,11 +30,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from postfix_bench import DEFAULT_CORPUS, build_input, run_measured  # noqa: E402
+from postfix_bench import DEFAULT_CORPUS, build_input  # noqa: E402
 
 MAILPULSE = str(ROOT / ".venv" / "bin" / "mailpulse")
 QID = re.compile(rb"(?<![0-9A-Za-z])([0-9A-F]{8,12})(?=: |\)|$)", re.M)
@@ -56,17 +60,69 @@ def config(path: Path, tracking: bool, state_dir: Path, extra: str = "") -> Path
     return path
 
 
-def bench_scan(log: Path, runs: int, work: Path) -> dict[str, float]:
+def scan_argv(cfg: Path, log: Path, tree: Path | None = None) -> tuple[list[str], dict[str, str] | None]:
+    """``mailpulse scan`` of this worktree, or of another checkout ``tree`` (``--compare``: its code first on the
+    path, run with this worktree's interpreter, in ``tree``: ``python -m`` puts the working directory first)."""
+    args = ["scan", "--no-progress", "-c", str(cfg), "--postfix", str(log)]
+    if tree is None:
+        return [MAILPULSE, *args], None
+    return [sys.executable, "-m", "mailpulse", *args], {**os.environ, "PYTHONPATH": str(tree)}
+
+
+def cpu_seconds(argv: list[str], env: dict[str, str] | None) -> float:
+    """Run to completion; the CPU seconds (user + system) of that child alone."""
+    cwd = env["PYTHONPATH"] if env is not None else None
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        raise RuntimeError(f"{argv} failed: {err[-500:]}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_scan(log: Path, runs: int, work: Path, compare: Path | None) -> dict[str, list[float]]:
+    """CPU seconds of every run, by configuration: ``off``, ``on`` and (with ``compare``) ``before``, run one
+    after the other in each repetition, so that the machine's load hits them alike."""
     on = config(work / "on.yaml", True, work)
     off = config(work / "off.yaml", False, work)
-    best: dict[str, float] = {}
+    configs: list[tuple[str, Path, Path | None]] = [("off", off, None), ("on", on, None)]
+    if compare is not None:
+        configs.append(("before", on, compare))
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in configs}
     for _ in range(runs):
-        for name, cfg in (("off", off), ("on", on)):
-            cpu, rss, _ = run_measured([MAILPULSE, "scan", "--no-progress", "-c", str(cfg), "--postfix", str(log)])
-            if name not in best or cpu < best[name]:
-                best[name] = cpu
-                best[f"{name}_rss"] = rss
-    return best
+        for name, cfg, tree in configs:
+            argv, env = scan_argv(cfg, log, tree)
+            cpu[name].append(cpu_seconds(argv, env))
+    return cpu
+
+
+def instructions(log: Path, work: Path, compare: Path | None) -> dict[str, int]:
+    """Instructions executed by the scan (valgrind's callgrind, whole process): exact and repeatable where CPU
+    time on a shared machine is not; blind to cache misses and memory stalls, so it complements CPU time.
+    ``startup``: a scan of an empty file."""
+    empty = work / "empty.log"
+    empty.write_bytes(b"")
+    configs: list[tuple[str, bool, Path | None, Path]] = [("startup", False, None, empty), ("off", False, None, log),
+                                                          ("on", True, None, log)]  # fmt: skip
+    if compare is not None:
+        configs.append(("before", True, compare, log))
+    counts: dict[str, int] = {}
+    for name, tracking, tree, path in configs:
+        argv, env = scan_argv(config(work / f"{name}.yaml", tracking, work), path, tree)
+        done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/callgrind.out", *argv],
+                              capture_output=True, text=True, env=env, check=True, cwd=tree)  # fmt: skip
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if found is None:
+            raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-300:]}")
+        counts[name] = int(found.group(1))
+    return counts
+
+
+def cost_range(on: list[float], off: list[float]) -> str:
+    """The cost of each repetition (on / off of the same repetition), lowest to highest, and of the fastest runs."""
+    costs = sorted(100.0 * (a - b) / b for a, b in zip(on, off, strict=True))
+    best = 100.0 * (min(on) - min(off)) / min(off)
+    return f"{costs[0]:+.0f} % to {costs[-1]:+.0f} % (fastest runs: {best:+.1f} %)"
 
 
 def messages_finished(log: Path, work: Path) -> str:
@@ -103,8 +159,9 @@ def value(text: str, name: str) -> float | None:
     return None
 
 
-def rss_run(log: Path, n: int, tracking: bool, work: Path, port: int, max_messages: int) -> float:
-    state = work / f"state-{tracking}-{n}"
+def rss_run(log: Path, n: int, tracking: bool, work: Path, port: int, max_messages: int,
+            tree: Path | None = None) -> float:  # fmt: skip
+    state = work / f"state-{tracking}-{n}-{tree is not None}"
     state.mkdir(exist_ok=True)
     cfg = work / "run.yaml"
     cfg.write_text(
@@ -112,7 +169,10 @@ def rss_run(log: Path, n: int, tracking: bool, work: Path, port: int, max_messag
         f"    start_at: beginning\npostfix:\n  tracking:\n    enabled: {str(tracking).lower()}\n    reconcile: false\n"
         f"    state: false\n    max_messages: {max_messages}\n"
     )
-    proc = subprocess.Popen([MAILPULSE, "run", "-c", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv, env = [MAILPULSE, "run", "-c", str(cfg)], None
+    if tree is not None:
+        argv, env = [sys.executable, "-m", "mailpulse", *argv[1:]], {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tree)
     try:
         deadline = time.monotonic() + 600
         lines = 3 * n
@@ -146,26 +206,48 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--copies", type=int, default=133)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", choices=("scan", "rss"), action="append")
+    parser.add_argument("--only", choices=("scan", "rss", "instructions"), action="append")
+    parser.add_argument("--instruction-lines", type=int, default=150_000,
+                        help="lines of each input for --only instructions (valgrind: ~1 minute per 150k)")  # fmt: skip
     parser.add_argument("--inflight", type=int, action="append", help="messages in flight (default 100k and 1M)")
     parser.add_argument("--port", type=int, default=19947)
+    parser.add_argument("--compare", type=Path, help="another checkout whose tracking-on scan runs in the same "
+                        "repetitions (e.g. `git archive REV | tar -x -C DIR`)")  # fmt: skip
     args = parser.parse_args()
-    only = set(args.only or ("scan", "rss"))
+    only = set(args.only or ("scan", "rss"))  # "instructions" only when asked: valgrind is slow
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if "scan" in only:
-            log = out / f"postfix-{args.copies}x.log"
+        log = out / f"postfix-{args.copies}x.log"
+        unique = out / f"postfix-{args.copies}x-unique-ids.log"
+        inputs = (("benchmark input", log), ("unique queue IDs per copy", unique))
+        if only & {"scan", "instructions"}:
             lines = build_input(args.corpus, args.copies, log)
-            unique = out / f"postfix-{args.copies}x-unique-ids.log"
             unique_ids(args.corpus, args.copies, unique)
-            for name, path in (("benchmark input", log), ("unique queue IDs per copy", unique)):
-                best = bench_scan(path, args.runs, work)
-                cost = 100.0 * (best["on"] - best["off"]) / best["off"]
-                print(f"scan, {name} ({lines:,} lines; {messages_finished(path, work)} messages finished): "
-                      f"tracking off {best['off']:.2f} CPU s ({best['off_rss']:.0f} MB), on {best['on']:.2f} CPU s "
-                      f"({best['on_rss']:.0f} MB): {cost:+.1f} %")  # fmt: skip
+        if "scan" in only:
+            for name, path in inputs:
+                cpu = bench_scan(path, args.runs, work, args.compare)
+                print(f"scan, {name} ({lines:,} lines; {messages_finished(path, work)} messages finished), "
+                      f"{args.runs} runs, CPU s:")  # fmt: skip
+                for conf, times in cpu.items():
+                    line = f"  tracking {conf:6s} {min(times):.2f}-{max(times):.2f}"
+                    if conf != "off":
+                        line += f": {cost_range(times, cpu['off'])}"
+                    print(line, flush=True)
+        if "instructions" in only:
+            for name, path in inputs:
+                head = work / "head.log"
+                with path.open("rb") as src, head.open("wb") as dst:
+                    dst.writelines(islice(src, args.instruction_lines))
+                counts = instructions(head, work, args.compare)
+                startup = counts.pop("startup")
+                print(f"scan, {name}, first {args.instruction_lines:,} lines, instructions (valgrind), the "
+                      f"startup's {startup / 1e9:.3f} G subtracted:")  # fmt: skip
+                base = counts["off"] - startup
+                for conf, ir in counts.items():
+                    extra = f": {100.0 * (ir - startup - base) / base:+.1f} %" if conf != "off" else ""
+                    print(f"  tracking {conf:6s} {(ir - startup) / 1e9:.3f} G{extra}", flush=True)
         if "rss" in only:
             for n in args.inflight or [100_000, 1_000_000]:
                 log = work / f"inflight-{n}.log"
@@ -173,7 +255,11 @@ def main() -> int:
                 off = rss_run(log, n, False, work, args.port, n + 1000)
                 on = rss_run(log, n, True, work, args.port, n + 1000)
                 print(f"daemon RSS with {n:,} messages in flight: tracking on {on:.0f} MB, off {off:.0f} MB: "
-                      f"{(on - off) * 1024 * 1024 / n:.0f} bytes per in-flight message")  # fmt: skip
+                      f"{(on - off) * 1024 * 1024 / n:.0f} bytes per in-flight message", flush=True)  # fmt: skip
+                if args.compare is not None:
+                    before = rss_run(log, n, True, work, args.port, n + 1000, args.compare)
+                    print(f"  before (--compare): tracking on {before:.0f} MB: "
+                          f"{(before - off) * 1024 * 1024 / n:.0f} bytes per message", flush=True)  # fmt: skip
                 os.unlink(log)
     return 0
 

@@ -129,8 +129,9 @@ class TrackingMetrics:
         d = self.messages
         d[key] = d.get(key, 0) + 1
         labels = (outcome, provider)
-        hist = self.transit.histogram(labels)
-        transit = max(0.0, transit)
+        # once per message: the histograms are updated inline (HistogramVec.observe is three calls deep)
+        hist = self.transit.get(labels) or self.transit.histogram(labels)
+        transit = max(transit, 0.0)
         slot = bisect_left(hist.bounds, transit)
         hist.counts[slot] += 1
         hist.sum += transit
@@ -138,7 +139,10 @@ class TrackingMetrics:
         if marks is None:
             marks = self.exemplars[labels] = [None] * len(hist.counts)
         marks[slot] = (qid, transit)
-        self.attempts.observe((outcome,), float(attempts))
+        key1 = (outcome,)
+        tries = self.attempts.get(key1) or self.attempts.histogram(key1)
+        tries.counts[bisect_left(tries.bounds, attempts)] += 1
+        tries.sum += float(attempts)
         if outcome == "delivered" and deferred:
             k = (provider,)
             self.deferred_then_delivered[k] = self.deferred_then_delivered.get(k, 0) + 1

@@ -42,7 +42,7 @@ def dump(tracker: Tracker) -> str:
     index = {id(m): i for i, m in enumerate(records)}
     rows = [
         [m.host, m.qid, m.t0, m.mid, m.entry, m.flags, m.delivered, m.bounced, m.deferred, m.attempts,
-         m.pending, m.provider, m.steps.tolist(), index.get(id(m.parent), -1) if m.parent is not None else -1]
+         m.pending, m.provider, m.step_values(), index.get(id(m.parent), -1) if m.parent is not None else -1]
         for m in records
     ]  # fmt: skip
     finished = [[when, index[id(root)], tracker.outcomes.get(id(root), "unknown")] for when, root in tracker.finished]
@@ -110,7 +110,7 @@ def _restore(tracker: Tracker, doc: Any) -> int:
         m.mid = str(mid) if mid is not None else None
         m.flags, m.delivered, m.bounced, m.deferred = int(flags), int(delivered), int(bounced), int(deferred)
         m.attempts, m.pending, m.provider = int(attempts), int(pending), str(provider)
-        m.steps = array("q", ((int(s) >> CODE_BITS) << CODE_BITS | remap[int(s) & CODE_MASK] for s in steps))
+        m.steps = array("q", ((int(s) >> CODE_BITS) << CODE_BITS | remap[int(s) & CODE_MASK] for s in steps)).tobytes()
         if int(parent) >= 0:
             p = records[int(parent)]
             m.parent = p
