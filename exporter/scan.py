@@ -22,12 +22,10 @@ from mailpulse.exporter.feature import AnyFeature, Summary
 from mailpulse.exporter.metrics.collector import MailpulseCollector, Part, SelfMetrics, make_registry
 from mailpulse.exporter.metrics.sources import SourcesAggregator
 from mailpulse.exporter.pipeline import Format, LinePipeline
-from mailpulse.exporter.sources.lines import split_lines
+from mailpulse.exporter.sources.lines import read_batches
 
 if TYPE_CHECKING:  # loaded only by --openmetrics
     from mailpulse.exporter.backfill import Snapshots, SteppedFeed
-
-CHUNK = 64 << 10  # larger chunks cost more RSS and were not faster
 
 
 def open_log(path: str) -> IO[bytes]:
@@ -39,25 +37,10 @@ def open_log(path: str) -> IO[bytes]:
 
 
 def read_lines(fh: IO[bytes], feed: Callable[[Sequence[str]], None], progress: Callable[[int], None]) -> None:
-    """Feed whole lines in large batches; the tail of each chunk waits for the next one.
-
-    Lines are split exactly as the tailer splits them (a trailing ``\\r`` of CRLF logs is dropped).
-    """
-    rest = b""
-    while True:
-        chunk = fh.read(CHUNK)
-        if not chunk:
-            break
-        progress(len(chunk))
-        data = rest + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            rest = data
-            continue
-        rest = data[cut + 1 :]
-        feed(split_lines(data[:cut]))
-    if rest:
-        feed(split_lines(rest))
+    """Feed whole lines in large batches, split exactly as the tailer splits them (a trailing ``\\r`` of
+    CRLF logs is dropped)."""
+    for batch in read_batches(fh, progress):
+        feed(batch)
 
 
 class Progress:

@@ -16,10 +16,9 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
-from mailpulse.exporter.sources.lines import split_lines
+from mailpulse.exporter.sources.lines import read_batches
 from mailpulse.parsers.syslog import TimestampParser
 
-CHUNK = 64 << 10
 BATCH = 4096  # lines fed to the pipeline at a time
 
 
@@ -32,27 +31,9 @@ def _timed_lines(
     parse = TimestampParser()
     parse.set_reference(os.stat(path).st_mtime)  # BSD stamps have no year: the file's mtime bounds them
     last = 0.0
-    rest = b""
     with open_log(path) as fh:
-        while True:
-            chunk = fh.read(CHUNK)
-            if not chunk:
-                break
-            progress(len(chunk))
-            data = rest + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
-                continue
-            rest = data[cut + 1 :]
-            for line in split_lines(data[:cut]):
-                raw = timestamp_of(line)
-                epoch = parse(raw) if raw is not None else None
-                if epoch is not None:
-                    last = epoch
-                yield last, line
-        if rest:
-            for line in split_lines(rest):
+        for batch in read_batches(fh, progress):
+            for line in batch:
                 raw = timestamp_of(line)
                 epoch = parse(raw) if raw is not None else None
                 if epoch is not None:
